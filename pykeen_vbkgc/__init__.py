@@ -1,0 +1,53 @@
+"""VBKGC for PyKEEN: multimodal knowledge graph completion with twins negative sampling.
+
+Importing this package registers the ``vbkgc`` model, the ``twins`` negative sampler, the ``meanmarginranking``
+loss and the ``vbkgc`` interaction with PyKEEN's resolvers, so that they can be used by name in
+:func:`pykeen.pipeline.pipeline` and :func:`pykeen.hpo.hpo_pipeline`. The ``pykeen.datasets`` entry point imports
+this package too, so the names also resolve without an explicit import (see :mod:`pykeen_vbkgc.registration`).
+
+The data flows through the modules in this order:
+
+1. :mod:`pykeen_vbkgc.encoders` turns entity texts and images into VisualBERT [CLS] features,
+2. :mod:`pykeen_vbkgc.features` stores them as a labelled features file,
+3. :mod:`pykeen_vbkgc.representation` and :mod:`pykeen_vbkgc.model` turn them into entity representations,
+4. :mod:`pykeen_vbkgc.interaction` scores triples with the five TransE terms,
+5. :mod:`pykeen_vbkgc.sampler` makes (twins) negatives and :mod:`pykeen_vbkgc.loss` contrasts them.
+"""
+
+import importlib
+
+from .registration import register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VBKGC",
+    "EntityFeatures",
+    "MeanMarginRankingLoss",
+    "TwinsNegativeSampler",
+    "VBKGCInteraction",
+    "load_features",
+    "register",
+    "save_features",
+]
+
+# public names are imported lazily: the pykeen.datasets entry point imports this package while
+# pykeen.models is still half-initialised, when the model module cannot be imported yet
+_LAZY = {
+    "VBKGC": "model",
+    "VBKGCInteraction": "interaction",
+    "TwinsNegativeSampler": "sampler",
+    "MeanMarginRankingLoss": "loss",
+    "EntityFeatures": "features",
+    "load_features": "features",
+    "save_features": "features",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+register()

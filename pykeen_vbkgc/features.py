@@ -1,0 +1,225 @@
+"""The features file: frozen per-entity multimodal features, labelled by entity.
+
+The encoding module writes one of these; :class:`pykeen_vbkgc.VBKGC` reads it and aligns its rows to a triples
+factory's ``entity_to_id``. The container is `safetensors <https://huggingface.co/docs/safetensors>`_: one float
+matrix ``features`` of shape ``(n, d)`` and string metadata. The entity labels are stored in the metadata as a JSON
+list (key ``labels``), so loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "FORMAT_NAME",
+    "AlignedFeatures",
+    "EntityFeatures",
+    "FeaturesFileError",
+    "load_features",
+    "save_features",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the value of the ``format`` metadata key, which identifies our files
+FORMAT_NAME = "pykeen-vbkgc-features"
+#: the version of the layout; bump it on incompatible changes
+FORMAT_VERSION = "1"
+#: metadata keys that the file layout itself owns
+_RESERVED_KEYS = frozenset({"format", "format_version", "labels", "num_entities", "dim"})
+
+
+class FeaturesFileError(ValueError):
+    """Raised for a features file, or feature matrix, that cannot be used."""
+
+
+@dataclass(frozen=True)
+class AlignedFeatures:
+    """Feature rows aligned to an ``entity_to_id`` mapping."""
+
+    #: shape: (num_entities, dim); rows of entities without a feature are zero
+    vectors: torch.Tensor
+    #: shape: (num_entities,); True where the entity has a feature
+    mask: torch.Tensor
+    #: the number of labels in the file that the mapping does not know (ignored)
+    num_ignored: int
+
+    @property
+    def num_covered(self) -> int:
+        """Return the number of entities that have a feature."""
+        return int(self.mask.sum().item())
+
+
+@dataclass(frozen=True)
+class EntityFeatures:
+    """A labelled feature matrix, i.e., the content of a features file."""
+
+    #: the entity labels, one per row
+    labels: tuple[str, ...]
+    #: shape: (len(labels), dim)
+    vectors: torch.Tensor
+    #: free-form string metadata (encoder, checkpoint, backbone, creation time, ...)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        validate_matrix(self.vectors, name="vectors")
+        if len(self.labels) != self.vectors.shape[0]:
+            raise FeaturesFileError(
+                f"{len(self.labels)} labels but {self.vectors.shape[0]} feature rows; they must match one to one."
+            )
+        if len(set(self.labels)) != len(self.labels):
+            seen: set[str] = set()
+            duplicates = sorted({label for label in self.labels if label in seen or seen.add(label)})
+            raise FeaturesFileError(f"Duplicate entity labels in features: {duplicates[:5]} ...")
+        bad_keys = _RESERVED_KEYS.intersection(self.metadata)
+        if bad_keys:
+            raise FeaturesFileError(f"Metadata keys {sorted(bad_keys)} are reserved by the features file layout.")
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise FeaturesFileError(f"Metadata must map strings to strings, got {key!r}: {value!r}.")
+
+    @property
+    def dim(self) -> int:
+        """Return the feature dimension."""
+        return self.vectors.shape[1]
+
+    def align(self, entity_to_id: Mapping[str, int]) -> AlignedFeatures:
+        """Align rows to an entity-to-id mapping.
+
+        :param entity_to_id: the mapping from entity labels to ids ``0..num_entities-1``
+        :return: the aligned rows, the coverage mask and the number of ignored labels
+        """
+        num_entities = len(entity_to_id)
+        vectors = torch.zeros(num_entities, self.dim, dtype=torch.get_default_dtype())
+        mask = torch.zeros(num_entities, dtype=torch.bool)
+        rows, ids = [], []
+        for row, label in enumerate(self.labels):
+            entity_id = entity_to_id.get(label)
+            if entity_id is not None:
+                rows.append(row)
+                ids.append(entity_id)
+        if ids:
+            index = torch.as_tensor(ids, dtype=torch.long)
+            vectors[index] = self.vectors[torch.as_tensor(rows, dtype=torch.long)].to(vectors.dtype)
+            mask[index] = True
+        return AlignedFeatures(vectors=vectors, mask=mask, num_ignored=len(self.labels) - len(ids))
+
+
+def validate_matrix(matrix: torch.Tensor, *, name: str = "features") -> None:
+    """Check that a feature matrix is a finite, 2-D floating point tensor.
+
+    :param matrix: the matrix
+    :param name: how to call it in error messages
+    :raises FeaturesFileError: if it is not
+    """
+    if not isinstance(matrix, torch.Tensor):
+        raise FeaturesFileError(f"{name} must be a torch.Tensor, got {type(matrix).__name__}.")
+    if matrix.ndim != 2:
+        raise FeaturesFileError(f"{name} must be 2-D (entities x dim), got shape {tuple(matrix.shape)}.")
+    if not matrix.is_floating_point():
+        raise FeaturesFileError(f"{name} must be a floating point tensor, got {matrix.dtype}.")
+    if matrix.shape[1] == 0:
+        raise FeaturesFileError(f"{name} has feature dimension 0.")
+    finite = torch.isfinite(matrix).all(dim=1)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().view(-1)
+        raise FeaturesFileError(
+            f"{name} contains NaN or infinite values in {bad.numel()} rows (first rows: {bad[:5].tolist()})."
+        )
+
+
+def save_features(
+    path: str | os.PathLike,
+    labels: Sequence[str] | EntityFeatures,
+    vectors: torch.Tensor | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a features file atomically (temporary file, then rename).
+
+    :param path: the target path, conventionally ending in ``.safetensors``
+    :param labels: the entity labels, or an :class:`EntityFeatures` (then ``vectors`` and ``metadata`` are taken
+        from it)
+    :param vectors: shape: (len(labels), dim)
+    :param metadata: additional string metadata
+    :return: the path written
+    """
+    from safetensors.torch import save_file
+
+    if isinstance(labels, EntityFeatures):
+        features = labels
+    else:
+        if vectors is None:
+            raise FeaturesFileError("save_features needs vectors when given labels.")
+        features = EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=dict(metadata or {}))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "package_version": _package_version(),
+        **features.metadata,
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "num_entities": str(len(features.labels)),
+        "dim": str(features.dim),
+        "labels": json.dumps(list(features.labels)),
+    }
+    tensor = features.vectors.detach().to(device="cpu", dtype=torch.float32).contiguous()
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file({"features": tensor}, tmp_name, metadata=header)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_features(path: str | os.PathLike) -> EntityFeatures:
+    """Read a features file written by :func:`save_features`.
+
+    :param path: the path
+    :return: the labelled features
+    :raises FeaturesFileError: if the file is missing, not a features file, or inconsistent
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FeaturesFileError(f"Features file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = dict(handle.metadata() or {})
+            if header.get("format") != FORMAT_NAME:
+                raise FeaturesFileError(f"{path} is not a {FORMAT_NAME} file (metadata 'format' is missing).")
+            if header.get("format_version") != FORMAT_VERSION:
+                raise FeaturesFileError(
+                    f"{path} has features file version {header.get('format_version')!r}; "
+                    f"this package reads version {FORMAT_VERSION}."
+                )
+            vectors = handle.get_tensor("features")
+    except SafetensorError as error:
+        raise FeaturesFileError(f"{path} is not a readable safetensors file: {error}") from error
+    labels = json.loads(header.pop("labels"))
+    for key in _RESERVED_KEYS:
+        header.pop(key, None)
+    return EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=header)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pykeen-vbkgc")
+    except PackageNotFoundError:
+        return "unknown"

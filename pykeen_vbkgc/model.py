@@ -1,0 +1,183 @@
+"""VBKGC: a multimodal TransE with frozen VisualBERT features and a learned projection."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import torch
+from class_resolver import Hint
+from pykeen.models.nbase import ERModel
+from pykeen.nn.init import PretrainedInitializer, xavier_uniform_
+from pykeen.nn.representation import Embedding, TransformedRepresentation
+from pykeen.triples import CoreTriplesFactory
+from pykeen.typing import FloatTensor, Initializer
+from torch import nn
+
+from .features import EntityFeatures, FeaturesFileError, load_features, validate_matrix
+from .interaction import VBKGCInteraction
+from .loss import MeanMarginRankingLoss
+from .representation import TwinsView
+
+__all__ = [
+    "VBKGC",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the hidden size of VisualBERT, i.e., the width of random features for the "w/o VisualBERT" ablation
+DEFAULT_FEATURE_DIM = 768
+
+FeaturesHint = torch.Tensor | EntityFeatures | str | os.PathLike | None
+EntityRepresentation = tuple[FloatTensor, FloatTensor, FloatTensor]
+
+
+class VBKGC(
+    ERModel[tuple[FloatTensor, FloatTensor, FloatTensor], FloatTensor, tuple[FloatTensor, FloatTensor, FloatTensor]]
+):
+    r"""An implementation of VBKGC [zhang2022]_.
+
+    Each entity $e$ has a learned structural embedding $\mathbf{e}_s \in \mathbb{R}^d$ and a multimodal embedding
+    $\mathbf{e}_m = \mathbf{W} \mathbf{h}_e$ (Eq. 3), where $\mathbf{h}_e \in \mathbb{R}^{d_m}$ is a frozen,
+    pre-extracted feature (the VisualBERT [CLS] state of the entity's text and images, see
+    :mod:`pykeen_vbkgc.encoders`) and $\mathbf{W} \in \mathbb{R}^{d \times d_m}$ is learned. Relations have one
+    embedding $\mathbf{r} \in \mathbb{R}^d$. Triples are scored by :class:`~pykeen_vbkgc.VBKGCInteraction`, the sum
+    of five TransE terms over structural and multimodal embeddings (Eq. 4-10).
+
+    The features are stored in a frozen :class:`~pykeen.nn.representation.Embedding` (initialised by a
+    :class:`~pykeen.nn.init.PretrainedInitializer`) and projected by a
+    :class:`~pykeen.nn.representation.TransformedRepresentation`. Entities without a feature get a Xavier-initialised
+    feature row (paper, Sec. 5.3), which is frozen like the others.
+
+    The entity representations are wrapped in :class:`~pykeen_vbkgc.representation.TwinsView` so that the model
+    consumes twins negatives from :class:`~pykeen_vbkgc.TwinsNegativeSampler`; with any other sampler it behaves
+    as described above.
+    ---
+    citation:
+        author: Zhang
+        year: 2022
+        link: https://arxiv.org/abs/2209.07084
+        github: zjukg/NATIVE
+    """
+
+    #: The default strategy for optimizing the model's hyper-parameters (the paper fixes d = 128)
+    hpo_default: ClassVar[Mapping[str, Any]] = dict(
+        embedding_dim=dict(type="categorical", choices=[128]),
+    )
+    #: The default loss function class (used by hpo_pipeline; pipeline() needs ``loss=`` explicitly)
+    loss_default = MeanMarginRankingLoss
+    #: The default parameters for the default loss function class
+    loss_default_kwargs: ClassVar[Mapping[str, Any]] = dict(margin=6.0)
+    #: this model decodes the twins ids produced by :class:`~pykeen_vbkgc.TwinsNegativeSampler`
+    supports_twins_negatives: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        triples_factory: CoreTriplesFactory,
+        features: FeaturesHint = None,
+        feature_dim: int | None = None,
+        embedding_dim: int = 128,
+        scoring_fct_norm: float = 1,
+        normalize: bool = True,
+        score_terms: str | Iterable[str] | None = None,
+        entity_initializer: Hint[Initializer] = xavier_uniform_,
+        relation_initializer: Hint[Initializer] = xavier_uniform_,
+        projection_bias: bool = False,
+        **kwargs,
+    ) -> None:
+        r"""Initialize VBKGC.
+
+        :param triples_factory: the training triples factory
+        :param features: the frozen multimodal features $\mathbf{h}_e$. Either a float tensor of shape
+            ``(num_entities, d_m)`` aligned with ``triples_factory.entity_to_id``, a path to a features file (see
+            :mod:`pykeen_vbkgc.features`), an :class:`~pykeen_vbkgc.features.EntityFeatures`, or ``None`` for
+            random features (the ablation "w/o VisualBERT"). Labelled features are aligned by entity label; entities
+            without a feature get Xavier-initialised rows.
+        :param feature_dim: the feature dimension $d_m$ for ``features=None`` (default 768); if given together
+            with features, it must match them
+        :param embedding_dim: the embedding dimension $d$ of structural, multimodal and relation embeddings
+        :param scoring_fct_norm: the order $p$ of the norm in $f(h, r, t) = -\|h + r - t\|_p$
+        :param normalize: whether to L2-normalise the arguments of each TransE term, as in the reference code
+        :param score_terms: which of the terms ``ss``, ``mm``, ``sm``, ``ms``, ``all`` to sum (default: all)
+        :param entity_initializer: initializer of the structural entity embeddings
+        :param relation_initializer: initializer of the relation embeddings
+        :param projection_bias: whether the projection $\mathbf{W}$ has a bias
+        :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
+        """
+        feature_tensor = _resolve_features(features=features, feature_dim=feature_dim, triples_factory=triples_factory)
+        structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
+        multimodal = TransformedRepresentation(
+            transformation=nn.Linear(feature_tensor.shape[1], embedding_dim, bias=projection_bias),
+            base=Embedding.from_pretrained(PretrainedInitializer(tensor=feature_tensor), trainable=False),
+        )
+        super().__init__(
+            triples_factory=triples_factory,
+            interaction=VBKGCInteraction,
+            interaction_kwargs=dict(p=scoring_fct_norm, normalize=normalize, score_terms=score_terms),
+            entity_representations=[
+                TwinsView(base=structural, side="replacement"),
+                TwinsView(base=structural, side="original"),
+                TwinsView(base=multimodal, side="replacement"),
+            ],
+            relation_representations_kwargs=dict(shape=embedding_dim, initializer=relation_initializer),
+            **kwargs,
+        )
+
+    @property
+    def score_terms(self) -> tuple[str, ...]:
+        """Return the score terms summed by the interaction."""
+        return self.interaction.score_terms
+
+
+def _resolve_features(
+    features: FeaturesHint, feature_dim: int | None, triples_factory: CoreTriplesFactory
+) -> FloatTensor:
+    """Turn any supported features hint into a complete ``(num_entities, d_m)`` feature matrix."""
+    num_entities = triples_factory.num_entities
+    if isinstance(features, str | os.PathLike):
+        features = load_features(features)
+    if isinstance(features, EntityFeatures):
+        entity_to_id = getattr(triples_factory, "entity_to_id", None)
+        if entity_to_id is None:
+            raise FeaturesFileError(
+                "Labelled features need a triples factory with entity labels (a TriplesFactory, not a "
+                "CoreTriplesFactory); pass a tensor aligned with the entity ids instead."
+            )
+        aligned = features.align(entity_to_id)
+        logger.info(
+            f"Features cover {aligned.num_covered:,} of {num_entities:,} entities; "
+            f"{num_entities - aligned.num_covered:,} get Xavier-initialised features; "
+            f"{aligned.num_ignored:,} labels in the features are not in the graph and are ignored."
+        )
+        if aligned.num_covered == 0:
+            raise FeaturesFileError(
+                "None of the feature labels matches an entity of the triples factory; check that the features were "
+                f"encoded for this dataset (first labels: {list(features.labels[:3])})."
+            )
+        matrix, mask = aligned.vectors, aligned.mask
+    elif features is None:
+        matrix = torch.empty(num_entities, feature_dim or DEFAULT_FEATURE_DIM)
+        mask = torch.zeros(num_entities, dtype=torch.bool)
+        logger.info(f"No features given: using random Xavier-initialised features of dimension {matrix.shape[1]}.")
+    elif isinstance(features, torch.Tensor):
+        validate_matrix(features, name="features")
+        if features.shape[0] != num_entities:
+            raise FeaturesFileError(
+                f"features has {features.shape[0]:,} rows but the triples factory has {num_entities:,} entities; "
+                "a feature tensor must be aligned with triples_factory.entity_to_id."
+            )
+        matrix = features.detach().to(dtype=torch.get_default_dtype(), device="cpu").clone()
+        mask = torch.ones(num_entities, dtype=torch.bool)
+    else:
+        raise TypeError(
+            f"features must be a tensor, a path to a features file, EntityFeatures or None, not {type(features)}."
+        )
+    if feature_dim is not None and feature_dim != matrix.shape[1]:
+        raise FeaturesFileError(f"feature_dim={feature_dim} does not match the features' dimension {matrix.shape[1]}.")
+    missing = ~mask
+    if missing.any():
+        matrix[missing] = xavier_uniform_(torch.empty(int(missing.sum()), matrix.shape[1]))
+    return matrix

@@ -1,0 +1,129 @@
+"""Twins negative sampling (Sec. 4.4.2 of the VBKGC paper)."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from pykeen.constants import LABEL_HEAD, LABEL_TAIL, TARGET_TO_INDEX
+from pykeen.sampling.basic_negative_sampler import BasicNegativeSampler
+from pykeen.typing import BoolTensor, LongTensor
+
+from .representation import encode_twins
+
+__all__ = [
+    "TwinsNegativeSampler",
+    "TwinsNotSupportedError",
+]
+
+
+class TwinsNotSupportedError(TypeError):
+    """Raised when twins negatives are requested for a model that cannot consume them."""
+
+
+class TwinsNegativeSampler(BasicNegativeSampler):
+    r"""The twins negative sampler of [zhang2022]_.
+
+    Like :class:`~pykeen.sampling.BasicNegativeSampler`, it makes ``num_negs_per_pos`` negatives per positive
+    triple by replacing its head or its tail by a uniformly drawn different entity. Each entity $e$ of a
+    multimodal model has a structural embedding $\mathbf{e}_s$ and a multimodal embedding $\mathbf{e}_m$; a twins
+    negative treats the score terms differently:
+
+    - unimodal terms ($ss$, $mm$) see ordinary negatives, i.e., $e$ is fully replaced by $(\mathbf{e}'_s,
+      \mathbf{e}'_m)$;
+    - cross-modal terms ($sm$, $ms$, $all$) see only the modality replaced, i.e., $(\mathbf{e}_s, \mathbf{e}'_m)$.
+
+    For a tail-corrupted negative $(h, r, t')$ of the positive $(h, r, t)$, VBKGC therefore scores
+
+    .. math::
+
+        f(\mathbf{h}_s, \mathbf{r}, \mathbf{t}'_s) + f(\mathbf{h}_m, \mathbf{r}, \mathbf{t}'_m)
+        + f(\mathbf{h}_s, \mathbf{r}, \mathbf{t}'_m) + f(\mathbf{h}_m, \mathbf{r}, \mathbf{t}_s)
+        + f(\mathbf{h}_s + \mathbf{h}_m, \mathbf{r}, \mathbf{t}_s + \mathbf{t}'_m)
+
+    and for a head-corrupted negative $(h', r, t)$
+
+    .. math::
+
+        f(\mathbf{h}'_s, \mathbf{r}, \mathbf{t}_s) + f(\mathbf{h}'_m, \mathbf{r}, \mathbf{t}_m)
+        + f(\mathbf{h}_s, \mathbf{r}, \mathbf{t}_m) + f(\mathbf{h}'_m, \mathbf{r}, \mathbf{t}_s)
+        + f(\mathbf{h}_s + \mathbf{h}'_m, \mathbf{r}, \mathbf{t}_s + \mathbf{t}_m)
+
+    The corrupted position holds the twins id $N (e + 1) + e'$ (see :mod:`pykeen_vbkgc.representation`), so the
+    negatives stay an ordinary ``(batch, k, 3)`` index tensor that the sLCWA training loop can slice, filter and
+    build in DataLoader workers. With ``filtered=True`` the filter is applied to the plain corrupted triple
+    $(h, r, t')$ before encoding. Only models that declare ``supports_twins_negatives`` (such as
+    :class:`~pykeen_vbkgc.VBKGC`) can consume twins ids; a training loop of any other model fails at once.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        """Initialize the sampler.
+
+        :param kwargs: keyword-based parameters passed to :class:`~pykeen.sampling.BasicNegativeSampler`, e.g.,
+            ``num_negs_per_pos``, ``filtered`` and ``corruption_scheme`` (default: head and tail)
+        """
+        super().__init__(**kwargs)
+        _check_training_model()
+        self._entity_columns = [
+            TARGET_TO_INDEX[side] for side in self.corruption_scheme if side in (LABEL_HEAD, LABEL_TAIL)
+        ]
+
+    # docstr-coverage: inherited
+    def sample(self, positive_batch: LongTensor) -> tuple[LongTensor, BoolTensor | None]:  # noqa: D102
+        negative_batch = super().corrupt_batch(positive_batch=positive_batch)
+        # filter on the plain triples, before the corrupted entity is twins-encoded
+        mask = None if self.filterer is None else self.filterer(negative_batch=negative_batch)
+        return self.encode(positive_batch=positive_batch, negative_batch=negative_batch), mask
+
+    # docstr-coverage: inherited
+    def corrupt_batch(self, positive_batch: LongTensor) -> LongTensor:  # noqa: D102
+        return self.encode(
+            positive_batch=positive_batch, negative_batch=super().corrupt_batch(positive_batch=positive_batch)
+        )
+
+    def encode(self, positive_batch: LongTensor, negative_batch: LongTensor) -> LongTensor:
+        """Replace each corrupted entity of plain negatives by its twins id.
+
+        :param positive_batch: shape: ``(*batch_dims, 3)``, the positive triples
+        :param negative_batch: shape: ``(*batch_dims, k, 3)``, plain negatives made from them
+        :return: shape: ``(*batch_dims, k, 3)``, the twins negatives
+        """
+        positive_batch = positive_batch.unsqueeze(dim=-2)
+        negative_batch = negative_batch.clone()
+        for column in self._entity_columns:
+            original = positive_batch[..., column].expand_as(negative_batch[..., column])
+            replacement = negative_batch[..., column]
+            # the basic corruption never draws the original entity, so a changed id marks the corrupted column
+            negative_batch[..., column] = torch.where(
+                replacement != original,
+                encode_twins(original=original, replacement=replacement, num_entities=self.num_entities),
+                replacement,
+            )
+        return negative_batch
+
+
+def _check_training_model() -> None:
+    """Fail early if the training loop that builds this sampler trains a model without twins support.
+
+    PyKEEN's sLCWA training loop creates its negative sampler in ``_create_training_data_loader`` without
+    passing the model, so we look for the training loop among the calling frames. Without one (e.g., a sampler made
+    by hand), nothing is checked.
+    """
+    from pykeen.training import TrainingLoop
+
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            loop = frame.f_locals.get("self")
+            if isinstance(loop, TrainingLoop):
+                model = loop.model
+                if not getattr(model, "supports_twins_negatives", False):
+                    raise TwinsNotSupportedError(
+                        f"The 'twins' negative sampler needs a model that consumes twins negatives, such as "
+                        f"model='vbkgc'; {type(model).__name__} has only one embedding per entity. "
+                        f"Use negative_sampler='basic' (or 'bernoulli') for {type(model).__name__}."
+                    )
+                return
+            frame = frame.f_back
+    finally:
+        del frame
