@@ -2,8 +2,9 @@
 
 The encoding module writes one of these; :class:`pykeen_vbkgc.VBKGC` reads it and aligns its rows to a triples
 factory's ``entity_to_id``. The container is `safetensors <https://huggingface.co/docs/safetensors>`_: one float
-matrix ``features`` of shape ``(n, d)`` and string metadata. The entity labels are stored in the metadata as a JSON
-list (key ``labels``), so loading never unpickles arbitrary objects.
+matrix ``features`` of shape ``(n, d)``, optionally an integer vector ``num_images`` of shape ``(n,)`` (how many
+images each entity's feature was encoded from; the encoding module writes it), and string metadata. The entity
+labels are stored in the metadata as a JSON list (key ``labels``), so loading never unpickles arbitrary objects.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class EntityFeatures:
     vectors: torch.Tensor
     #: free-form string metadata (encoder, checkpoint, backbone, creation time, ...)
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: shape: (len(labels),); the number of images each row was encoded from, if known
+    num_images: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
@@ -77,6 +80,20 @@ class EntityFeatures:
             raise FeaturesFileError(
                 f"{len(self.labels)} labels but {self.vectors.shape[0]} feature rows; they must match one to one."
             )
+        if self.num_images is not None:
+            num_images = self.num_images
+            if (
+                not isinstance(num_images, torch.Tensor)
+                or num_images.ndim != 1
+                or num_images.is_floating_point()
+                or num_images.is_complex()
+                or num_images.dtype == torch.bool
+            ):
+                raise FeaturesFileError("num_images must be a 1-D integer tensor.")
+            if num_images.shape[0] != len(self.labels):
+                raise FeaturesFileError(f"{len(self.labels)} labels but {num_images.shape[0]} num_images entries.")
+            if bool((num_images < 0).any()):
+                raise FeaturesFileError("num_images must not be negative.")
         if len(set(self.labels)) != len(self.labels):
             seen: set[str] = set()
             duplicates = sorted({label for label in self.labels if label in seen or seen.add(label)})
@@ -114,6 +131,25 @@ class EntityFeatures:
             mask[index] = True
         return AlignedFeatures(vectors=vectors, mask=mask, num_ignored=len(self.labels) - len(ids))
 
+    def select(self, labels: Sequence[str]) -> EntityFeatures:
+        """Return the rows of the given labels, in the given order.
+
+        :param labels: a subset of :attr:`labels`
+        :return: the selected rows, with the same metadata
+        :raises FeaturesFileError: if a label is not in the features
+        """
+        row_of = {label: row for row, label in enumerate(self.labels)}
+        missing = [label for label in labels if label not in row_of]
+        if missing:
+            raise FeaturesFileError(f"{len(missing)} labels are not in the features, e.g. {missing[:5]}.")
+        index = torch.as_tensor([row_of[label] for label in labels], dtype=torch.long)
+        return EntityFeatures(
+            labels=tuple(labels),
+            vectors=self.vectors[index],
+            metadata=dict(self.metadata),
+            num_images=None if self.num_images is None else self.num_images[index],
+        )
+
 
 def validate_matrix(matrix: torch.Tensor, *, name: str = "features") -> None:
     """Check that a feature matrix is a finite, 2-D floating point tensor.
@@ -143,14 +179,18 @@ def save_features(
     labels: Sequence[str] | EntityFeatures,
     vectors: torch.Tensor | None = None,
     metadata: Mapping[str, str] | None = None,
+    num_images: torch.Tensor | None = None,
 ) -> Path:
     """Write a features file atomically (temporary file, then rename).
 
+    A crash while writing leaves the previous file (if any) untouched and no temporary file behind.
+
     :param path: the target path, conventionally ending in ``.safetensors``
-    :param labels: the entity labels, or an :class:`EntityFeatures` (then ``vectors`` and ``metadata`` are taken
-        from it)
+    :param labels: the entity labels, or an :class:`EntityFeatures` (then ``vectors``, ``metadata`` and
+        ``num_images`` are taken from it)
     :param vectors: shape: (len(labels), dim)
     :param metadata: additional string metadata
+    :param num_images: shape: (len(labels),); how many images each row was encoded from
     :return: the path written
     """
     from safetensors.torch import save_file
@@ -160,7 +200,9 @@ def save_features(
     else:
         if vectors is None:
             raise FeaturesFileError("save_features needs vectors when given labels.")
-        features = EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=dict(metadata or {}))
+        features = EntityFeatures(
+            labels=tuple(labels), vectors=vectors, metadata=dict(metadata or {}), num_images=num_images
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {
@@ -173,11 +215,13 @@ def save_features(
         "dim": str(features.dim),
         "labels": json.dumps(list(features.labels)),
     }
-    tensor = features.vectors.detach().to(device="cpu", dtype=torch.float32).contiguous()
+    tensors = {"features": features.vectors.detach().to(device="cpu", dtype=torch.float32).contiguous()}
+    if features.num_images is not None:
+        tensors["num_images"] = features.num_images.detach().to(device="cpu", dtype=torch.int32).contiguous()
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        save_file({"features": tensor}, tmp_name, metadata=header)
+        save_file(tensors, tmp_name, metadata=header)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -207,13 +251,20 @@ def load_features(path: str | os.PathLike) -> EntityFeatures:
                     f"{path} has features file version {header.get('format_version')!r}; "
                     f"this package reads version {FORMAT_VERSION}."
                 )
+            keys = set(handle.keys())
+            if "features" not in keys:
+                raise FeaturesFileError(f"{path} has no 'features' tensor.")
             vectors = handle.get_tensor("features")
+            num_images = handle.get_tensor("num_images").long() if "num_images" in keys else None
     except SafetensorError as error:
         raise FeaturesFileError(f"{path} is not a readable safetensors file: {error}") from error
-    labels = json.loads(header.pop("labels"))
+    try:
+        labels = json.loads(header.pop("labels"))
+    except (KeyError, json.JSONDecodeError) as error:
+        raise FeaturesFileError(f"{path} has no valid 'labels' metadata: {error}") from error
     for key in _RESERVED_KEYS:
         header.pop(key, None)
-    return EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=header)
+    return EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=header, num_images=num_images)
 
 
 def _package_version() -> str:

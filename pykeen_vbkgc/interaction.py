@@ -2,12 +2,14 @@ r"""The VBKGC interaction: five TransE terms over structural and multimodal enti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 import torch
 from pykeen.nn.modules import Interaction
-from pykeen.typing import FloatTensor
+from pykeen.typing import FloatTensor, LongTensor
 from torch.nn import functional
 
 __all__ = [
@@ -15,13 +17,16 @@ __all__ = [
     "VBKGCInteraction",
     "normalize_score_terms",
     "pairwise_l1_distance",
+    "stack_pieces",
 ]
-
-#: the score terms of Eq. (4)-(8), in the order of Eq. (9)
-SCORE_TERMS: tuple[str, ...] = ("ss", "mm", "sm", "ms", "all")
 
 #: entity representation triple: (structural e_s of the replacement, e_s of the original, multimodal e_m)
 EntityRepresentation = tuple[FloatTensor, FloatTensor, FloatTensor]
+
+logger = logging.getLogger(__name__)
+
+#: the score terms of Eq. (4)-(8), in the order of Eq. (9)
+SCORE_TERMS: tuple[str, ...] = ("ss", "mm", "sm", "ms", "all")
 
 
 def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -45,36 +50,95 @@ def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str,
     return tuple(term for term in SCORE_TERMS if term in selected)
 
 
-def pairwise_l1_distance(x: FloatTensor, y: FloatTensor, row_block: int = 512, column_block: int = 1024) -> FloatTensor:
+#: below this many element operations, the eager implementations are fast enough and nothing is compiled
+_COMPILE_MIN_WORK = 50_000_000
+#: compiled kernels, by name; False once compilation failed or is disabled
+_compiled: dict[str, Callable | bool] = {}
+
+
+def _compile_enabled() -> bool:
+    return os.environ.get("PYKEEN_VBKGC_COMPILE", "1").lower() not in ("0", "false", "no")
+
+
+def _run_compiled(name: str, function: Callable, *args, **kwargs) -> FloatTensor | None:
+    """Run ``function`` compiled with :func:`torch.compile`; return None if that is disabled or impossible."""
+    kernel = _compiled.get(name)
+    if kernel is None:
+        kernel = _compiled[name] = torch.compile(function, dynamic=True) if _compile_enabled() else False
+    if kernel is False:
+        return None
+    try:
+        return kernel(*args, **kwargs)
+    except Exception as error:  # compilation fails for environmental reasons only, e.g., no C++ compiler
+        logger.warning(f"Using eager PyTorch; compiling {name} failed: {error}")
+        _compiled[name] = False
+        return None
+
+
+def _fused_l1(x: FloatTensor, y: FloatTensor) -> FloatTensor:
+    return (x.unsqueeze(1) - y.unsqueeze(0)).abs().sum(dim=-1)
+
+
+def pairwise_l1_distance(x: FloatTensor, y: FloatTensor) -> FloatTensor:
     """Compute all pairwise L1 distances, like ``torch.cdist(x, y, p=1)``.
 
-    On CPU without gradients, a blocked loop over the feature dimension is about twice as fast as
-    :func:`torch.cdist` and avoids the ``(n, m, d)`` intermediate of broadcasting, because each block of the
-    result stays in cache. Elsewhere (CUDA, autograd) it defers to :func:`torch.cdist`.
+    On CPU, :func:`torch.cdist` does about 1 G element operations per second and core, while broadcasting
+    materialises a ``(n, m, d)`` tensor. For large inputs without gradients (i.e., evaluation) we therefore use
+    :func:`torch.compile` to fuse subtraction, absolute value and sum into one vectorised loop, about three times
+    faster than :func:`torch.cdist`. The first call compiles (seconds; cached on disk afterwards). If compilation is
+    impossible (e.g., no C++ compiler) or disabled with the environment variable ``PYKEEN_VBKGC_COMPILE=0``, we
+    fall back to :func:`torch.cdist`, which is also used on CUDA and whenever gradients are needed.
 
     :param x: shape: (n, d)
     :param y: shape: (m, d)
-    :param row_block: rows of ``x`` per block
-    :param column_block: rows of ``y`` per block
     :return: shape: (n, m)
     """
-    if x.is_cuda or (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
-        return torch.cdist(x, y, p=1)
-    n, dim = x.shape
-    m = y.shape[0]
-    out = torch.zeros(n, m, dtype=x.dtype, device=x.device)
-    y_t = y.t().contiguous()
-    buffer = torch.empty(min(n, row_block), min(m, column_block), dtype=x.dtype, device=x.device)
-    for i in range(0, n, row_block):
-        x_block = x[i : i + row_block]
-        for j in range(0, m, column_block):
-            y_block = y_t[:, j : j + column_block]
-            out_block = out[i : i + row_block, j : j + column_block]
-            tmp = buffer[: out_block.shape[0], : out_block.shape[1]]
-            for k in range(dim):
-                torch.sub(x_block[:, k : k + 1], y_block[k], out=tmp)
-                out_block.add_(tmp.abs_())
-    return out
+    large = x.shape[0] * y.shape[0] * x.shape[1] >= _COMPILE_MIN_WORK
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+    if large and not needs_grad and x.device.type == "cpu":
+        distances = _run_compiled("pairwise_l1_distance", _fused_l1, x, y)
+        if distances is not None:
+            return distances
+    return torch.cdist(x, y, p=1)
+
+
+def stack_pieces(entity: EntityRepresentation, normalize: bool) -> FloatTensor:
+    r"""Stack the four vectors that can be an argument of a TransE term of VBKGC.
+
+    :param entity: ``(e_s, e_s_original, e_m)``, shape: ``(*batch_dims, d)`` each
+    :param normalize: whether to L2-normalise each vector
+    :return: shape: ``(*batch_dims, 4, d)``; $[\mathbf{e}_s, \mathbf{e}^{o}_s, \mathbf{e}_m,
+        \mathbf{e}^{o}_s + \mathbf{e}_m]$
+    """
+    structural, structural_original, multimodal = entity
+    pieces = torch.stack([structural, structural_original, multimodal, structural_original + multimodal], dim=-2)
+    return functional.normalize(pieces, p=2, dim=-1) if normalize else pieces
+
+
+def _term_sum(
+    h: FloatTensor, r: FloatTensor, t: FloatTensor, head_pieces: Sequence[int], tail_pieces: Sequence[int], p: float
+) -> FloatTensor:
+    """Sum the negative TransE terms, given broadcastable pieces ``(*, 4, d)`` and relations ``(*, d)``."""
+    # unbind, not index: indexing would zero-fill a (*, 4, d) gradient per term in backward
+    h, t = h.unbind(dim=-2), t.unbind(dim=-2)
+    return -sum(torch.linalg.vector_norm(h[i] + r - t[j], ord=p, dim=-1) for i, j in zip(head_pieces, tail_pieces))
+
+
+def _indexed_scores(
+    entities: EntityRepresentation,
+    h_index: LongTensor,
+    r: FloatTensor,
+    t_index: LongTensor,
+    normalize: bool,
+    head_pieces: Sequence[int],
+    tail_pieces: Sequence[int],
+    p: float,
+) -> FloatTensor:
+    """Score rows whose entities are given as indices into a (small) table of entity representations."""
+    pieces = stack_pieces(entities, normalize=normalize)
+    if normalize:
+        r = functional.normalize(r, p=2, dim=-1)
+    return _term_sum(pieces[h_index], r, pieces[t_index], head_pieces=head_pieces, tail_pieces=tail_pieces, p=p)
 
 
 class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepresentation]):
@@ -94,18 +158,19 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
 
     ``score_terms`` selects any non-empty subset (the ablations S2-S5 of Table 4). With ``normalize=True`` (the
     default, as OpenKE's ``norm_flag`` in the reference code), every argument of $f$ is L2-normalised before the
-    distance, i.e., $\mathbf{r}$, $\mathbf{h}_s$, $\mathbf{h}_m$ and the sum $\mathbf{h}_s + \mathbf{h}_m$ (the
-    same for the tail).
+    distance: $\mathbf{r}$, $\mathbf{h}_s$, $\mathbf{h}_m$ and the sum $\mathbf{h}_s + \mathbf{h}_m$ (the same
+    for the tail).
 
     Each entity is given as a triple ``(e_s, e_s_original, e_m)``. The unimodal terms ($ss$, $mm$) use ``e_s``
     and ``e_m``; the cross-modal terms ($sm$, $ms$, $all$) use ``e_s_original`` and ``e_m``. For ordinary triples
-    ``e_s_original`` equals ``e_s``; for a twins negative (see :class:`pykeen_vbkgc.sampler.TwinsNegativeSampler`)
-    it is the structural embedding of the entity that was replaced.
+    ``e_s_original`` equals ``e_s``; for a twins negative (see :class:`~pykeen_vbkgc.TwinsNegativeSampler`) it is
+    the structural embedding of the entity that was replaced.
 
     Scoring against all entities (``score_h``/``score_t``, e.g., in evaluation) avoids materialising five
     ``(batch, num_entities, d)`` difference tensors: for $p=1$ the sum of the five L1 norms is one L1 distance
     between concatenated vectors, computed by :func:`pairwise_l1_distance`; for $p=2$ each term is a
-    :func:`torch.cdist`, which uses matrix products.
+    :func:`torch.cdist`, which uses matrix products. For training batches, :meth:`score_indexed` fuses
+    normalisation, look-up and the five terms into one compiled kernel.
     ---
     citation:
         author: Zhang
@@ -114,6 +179,10 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
     """
 
     entity_shape: ClassVar[Sequence[str]] = ("d", "d", "d")
+
+    #: for each score term, the index of its head and its tail argument in :func:`stack_pieces`
+    HEAD_PIECE: ClassVar[dict[str, int]] = dict(ss=0, mm=2, sm=1, ms=2, all=3)
+    TAIL_PIECE: ClassVar[dict[str, int]] = dict(ss=0, mm=2, sm=2, ms=1, all=3)
 
     def __init__(self, p: float = 1, normalize: bool = True, score_terms: str | Iterable[str] | None = None) -> None:
         """Initialize the interaction.
@@ -129,30 +198,8 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         self.p = p
         self.normalize = normalize
         self.score_terms = normalize_score_terms(score_terms)
-
-    def _prepare(self, x: FloatTensor) -> FloatTensor:
-        return functional.normalize(x, p=2, dim=-1) if self.normalize else x
-
-    def _pieces(self, entity: EntityRepresentation, side: str) -> list[FloatTensor]:
-        """Return, per score term, the argument of $f$ at the given side."""
-        structural, structural_original, multimodal = entity
-        cross_modal = {
-            # the cross-modal terms pair the original structure with the (replacement) modality
-            "sm": structural_original if side == "head" else multimodal,
-            "ms": multimodal if side == "head" else structural_original,
-        }
-        pieces = []
-        for term in self.score_terms:
-            if term == "ss":
-                piece = structural
-            elif term == "mm":
-                piece = multimodal
-            elif term == "all":
-                piece = structural_original + multimodal
-            else:
-                piece = cross_modal[term]
-            pieces.append(self._prepare(piece))
-        return pieces
+        self.head_pieces = tuple(self.HEAD_PIECE[term] for term in self.score_terms)
+        self.tail_pieces = tuple(self.TAIL_PIECE[term] for term in self.score_terms)
 
     def forward(self, h: EntityRepresentation, r: FloatTensor, t: EntityRepresentation) -> FloatTensor:
         """Evaluate the interaction function.
@@ -166,20 +213,47 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         :param t: shape: ``(*batch_dims, d)`` each; the tail representations ``(e_s, e_s_original, e_m)``
         :return: shape: ``batch_dims``; the scores
         """
-        heads, tails, r = self._pieces(h, side="head"), self._pieces(t, side="tail"), self._prepare(r)
-        h_shape, r_shape, t_shape = heads[0].shape[:-1], r.shape[:-1], tails[0].shape[:-1]
+        h, t = stack_pieces(h, normalize=self.normalize), stack_pieces(t, normalize=self.normalize)
+        if self.normalize:
+            r = functional.normalize(r, p=2, dim=-1)
+        h_shape, r_shape, t_shape = h.shape[:-2], r.shape[:-1], t.shape[:-2]
         if len(h_shape) == len(r_shape) == len(t_shape) == 2:
-            # 1-to-all scoring as in ERModel.score_t: h, r: (b, 1, d); t: (1, n, d)
+            # 1-to-all scoring as in ERModel.score_t: h, r: (b, 1); t: (1, n)
             if h_shape[1] == r_shape[1] == t_shape[0] == 1 and h_shape[0] == r_shape[0]:
-                return -self._pairwise_distance([x[:, 0] + r[:, 0] for x in heads], [y[0] for y in tails])
-            # ... and as in ERModel.score_h: h: (1, n, d); r, t: (b, 1, d); note |h + r - t| = |h - (t - r)|
+                queries = h[:, 0, self.head_pieces] + r[:, 0, None]
+                return -self._pairwise_distance(queries, t[0, :, self.tail_pieces])
+            # ... and as in ERModel.score_h: h: (1, n); r, t: (b, 1); note |h + r - t| = |h - (t - r)|
             if h_shape[0] == r_shape[1] == t_shape[1] == 1 and r_shape[0] == t_shape[0]:
-                return -self._pairwise_distance([y[:, 0] - r[:, 0] for y in tails], [x[0] for x in heads])
-        return -sum(torch.linalg.vector_norm(x + r - y, ord=self.p, dim=-1) for x, y in zip(heads, tails))
+                queries = t[:, 0, self.tail_pieces] - r[:, 0, None]
+                return -self._pairwise_distance(queries, h[0, :, self.head_pieces])
+        return _term_sum(h, r, t, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p)
 
-    def _pairwise_distance(self, queries: list[FloatTensor], candidates: list[FloatTensor]) -> FloatTensor:
-        """Sum the per-term distances between all queries (b, d) and all candidates (n, d)."""
+    def score_indexed(
+        self, entities: EntityRepresentation, h_index: LongTensor, r: FloatTensor, t_index: LongTensor
+    ) -> FloatTensor:
+        """Score triples whose head and tail representations are rows of one table.
+
+        Equivalent to ``self(h=[x[h_index] for x in entities], r=r, t=[x[t_index] for x in entities])``. With many
+        negatives per positive, the table holds each distinct entity once and normalisation runs once per entity;
+        for large batches, look-up, normalisation and the five terms are fused by :func:`torch.compile` (disable with
+        ``PYKEEN_VBKGC_COMPILE=0``), which avoids writing five ``(batch, d)`` intermediates per term to memory.
+
+        :param entities: shape: ``(u, d)`` each; the table ``(e_s, e_s_original, e_m)``
+        :param h_index: shape: ``(n,)``; rows of the head entities
+        :param r: shape: ``(n, d)``; the relation representations
+        :param t_index: shape: ``(n,)``; rows of the tail entities
+        :return: shape: ``(n,)``; the scores
+        """
+        kwargs = dict(normalize=self.normalize, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p)
+        if r.numel() * len(self.score_terms) * 16 >= _COMPILE_MIN_WORK:
+            scores = _run_compiled("score_indexed", _indexed_scores, entities, h_index, r, t_index, **kwargs)
+            if scores is not None:
+                return scores
+        return _indexed_scores(entities, h_index, r, t_index, **kwargs)
+
+    def _pairwise_distance(self, queries: FloatTensor, candidates: FloatTensor) -> FloatTensor:
+        """Sum the per-term distances between all queries (b, num_terms, d) and all candidates (n, num_terms, d)."""
         if self.p == 1:
             # the sum of L1 norms is the L1 norm of the concatenation
-            return pairwise_l1_distance(torch.cat(queries, dim=-1), torch.cat(candidates, dim=-1))
-        return sum(torch.cdist(x, y, p=self.p) for x, y in zip(queries, candidates))
+            return pairwise_l1_distance(queries.flatten(start_dim=1), candidates.flatten(start_dim=1))
+        return sum(torch.cdist(queries[:, i], candidates[:, i], p=self.p) for i in range(len(self.score_terms)))

@@ -13,7 +13,8 @@ from pykeen.models.nbase import ERModel
 from pykeen.nn.init import PretrainedInitializer, xavier_uniform_
 from pykeen.nn.representation import Embedding, TransformedRepresentation
 from pykeen.triples import CoreTriplesFactory
-from pykeen.typing import FloatTensor, Initializer
+from pykeen.typing import FloatTensor, InductiveMode, Initializer, LongTensor
+from pykeen.utils import set_random_seed
 from torch import nn
 
 from .features import EntityFeatures, FeaturesFileError, load_features, validate_matrix
@@ -31,7 +32,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_FEATURE_DIM = 768
 
 FeaturesHint = torch.Tensor | EntityFeatures | str | os.PathLike | None
-EntityRepresentation = tuple[FloatTensor, FloatTensor, FloatTensor]
 
 
 class VBKGC(
@@ -53,7 +53,8 @@ class VBKGC(
 
     The entity representations are wrapped in :class:`~pykeen_vbkgc.representation.TwinsView` so that the model
     consumes twins negatives from :class:`~pykeen_vbkgc.TwinsNegativeSampler`; with any other sampler it behaves
-    as described above.
+    as described above. For training batches, :meth:`score_hrt` looks every distinct (twins) entity of the batch up
+    once and lets :meth:`~pykeen_vbkgc.VBKGCInteraction.score_indexed` score the rows.
     ---
     citation:
         author: Zhang
@@ -107,11 +108,14 @@ class VBKGC(
         :param projection_bias: whether the projection $\mathbf{W}$ has a bias
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
+        if kwargs.get("random_seed") is not None:
+            # seed before drawing Xavier rows for entities without features, so they are reproducible, too
+            set_random_seed(kwargs["random_seed"])
         feature_tensor = _resolve_features(features=features, feature_dim=feature_dim, triples_factory=triples_factory)
         structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
         multimodal = TransformedRepresentation(
             transformation=nn.Linear(feature_tensor.shape[1], embedding_dim, bias=projection_bias),
-            base=Embedding.from_pretrained(PretrainedInitializer(tensor=feature_tensor), trainable=False),
+            base=Embedding.from_pretrained(_FrozenFeatures(tensor=feature_tensor), trainable=False),
         )
         super().__init__(
             triples_factory=triples_factory,
@@ -126,10 +130,33 @@ class VBKGC(
             **kwargs,
         )
 
+    def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
+        if mode is not None:
+            return super().score_hrt(hrt_batch=hrt_batch, mode=mode)
+        # with k negatives per positive, most (twins) entity ids repeat: look each one up once, for both sides
+        num = hrt_batch.shape[0]
+        unique, inverse = torch.cat([hrt_batch[:, 0], hrt_batch[:, 2]]).unique(return_inverse=True)
+        entities = tuple(representation(indices=unique) for representation in self.entity_representations)
+        (relations,) = self.relation_representations
+        return self.interaction.score_indexed(
+            entities=entities, h_index=inverse[:num], r=relations(indices=hrt_batch[:, 1]), t_index=inverse[num:]
+        ).unsqueeze(dim=-1)
+
     @property
     def score_terms(self) -> tuple[str, ...]:
         """Return the score terms summed by the interaction."""
         return self.interaction.score_terms
+
+
+class _FrozenFeatures(PretrainedInitializer):
+    """A pretrained initializer that hands out copies.
+
+    ``ERModel.reset_parameters_`` first re-initialises the inner ``torch.nn.Embedding`` in place; if the weight shared
+    memory with the initializer's tensor, every reset after the first would overwrite the features with noise.
+    """
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return super().__call__(x).clone()
 
 
 def _resolve_features(

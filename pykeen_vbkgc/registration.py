@@ -5,16 +5,17 @@ hook: PyKEEN imports :mod:`pykeen_vbkgc` when it builds its dataset resolver, an
 negative sampler, loss and interaction.
 
 That import can happen in the middle of ``import pykeen.models`` (``pykeen.models`` imports ``pykeen.datasets`` before
-it has created ``model_resolver``). Then registering at once is impossible, so :func:`register` installs a one-shot
-import hook which completes the registration at the next import after ``pykeen.models`` has finished, e.g. the
-``from pykeen.pipeline import pipeline`` that precedes every use by name. ``import pykeen_vbkgc`` always works.
+it has created ``model_resolver``). Then registering at once is impossible, so :func:`register` defers: it lets the
+half-initialised ``pykeen.models`` module complete the registration the first time anybody reads its
+``model_resolver`` (as ``pykeen.pipeline``, ``pykeen.hpo`` and ``from pykeen.models import model_resolver`` do), and
+then restores the module. ``import pykeen_vbkgc`` always registers at once.
 """
 
 from __future__ import annotations
 
-import importlib.abc
 import logging
 import sys
+import types
 
 __all__ = [
     "register",
@@ -41,14 +42,16 @@ def _register_once(resolver, cls) -> None:
         )
 
 
-class _DeferredRegistration(importlib.abc.MetaPathFinder):
-    """Complete the registration at the first import after ``pykeen.models`` has finished initialising."""
+class _RegisterOnFirstResolverAccess(types.ModuleType):
+    """A module class for ``pykeen.models`` that registers our components when ``model_resolver`` is first read."""
 
-    def find_spec(self, fullname, path, target=None):  # noqa: D102
-        if _pykeen_models_ready():
-            sys.meta_path.remove(self)
+    def __getattribute__(self, name: str):
+        value = super().__getattribute__(name)
+        if name == "model_resolver":
+            # the attribute exists, so pykeen.models has finished initialising
+            self.__class__ = types.ModuleType
             register()
-        return None  # never finds anything itself
+        return value
 
 
 def register() -> bool:
@@ -59,8 +62,9 @@ def register() -> bool:
     :return: whether the registration took place now (False if it was deferred, see the module docstring)
     """
     if not _pykeen_models_ready():
-        if not any(isinstance(finder, _DeferredRegistration) for finder in sys.meta_path):
-            sys.meta_path.insert(0, _DeferredRegistration())
+        module = sys.modules["pykeen.models"]
+        if type(module) is types.ModuleType:
+            module.__class__ = _RegisterOnFirstResolverAccess
         return False
 
     from pykeen.losses import loss_resolver

@@ -1,0 +1,669 @@
+"""Multimodal knowledge graphs as PyKEEN datasets: triples plus entity texts, images and features.
+
+Three datasets are registered through the ``pykeen.datasets`` entry point, so that they resolve by name in
+:func:`pykeen.pipeline.pipeline` (``dataset="wn9"``, ``dataset="fb15k237multimodal"``, ``dataset="multimodaldemo"``):
+
+- :class:`FB15k237Multimodal`: FB15k-237 (272,115 / 17,535 / 20,466 triples, 14,541 entities, 237 relations) with
+  entity names and Wikidata descriptions, and, where the user has them, the MMKG images (one folder per MID).
+- :class:`WN9`: WN9-IMG from IKRL (11,741 / 1,337 / 1,319 triples, 6,555 entities, 9 relations) with WordNet
+  synset names and glosses, and, where the user has them, the ImageNet pictures (one folder per synset).
+- :class:`MultimodalDemo`: a small connected subset of WN9 shipped inside the package, with precomputed text
+  features of a real sentence encoder, so that the README's example trains offline in a few minutes.
+
+The entity index of each dataset is built over all three splits (as in the paper's Table 1), so no test or
+validation triple is dropped. PyKEEN's own ``FB15k237`` indexes the training split only, which drops the triples of
+the 36 entities that occur only in validation or test.
+
+Where the data comes from: a directory given as ``directory=`` or by an environment variable
+(:data:`FB15K237_DIRECTORY_ENV`, :data:`WN9_DIRECTORY_ENV`), else the PyKEEN cache (``$PYKEEN_HOME/datasets/...``),
+which is filled by downloads with checksums (FB15k-237 only; WN9-IMG is published as a RAR archive only, see
+``docs/datasets.md``). A directory may contain a ``SHA256SUMS`` file (``sha256sum`` format), which is then verified.
+
+.. note::
+
+    PyKEEN imports this module while ``pykeen.models`` is still half-initialised, so it imports only from
+    ``pykeen.datasets.base``, ``pykeen.triples``, ``pykeen.constants`` and our :mod:`pykeen_vbkgc.features`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from docdata import parse_docdata
+from pykeen.datasets.base import LazyDataset
+from pykeen.triples import TriplesFactory
+from pykeen.triples.triples_factory import create_entity_mapping, create_relation_mapping
+from pykeen.triples.utils import load_triples
+from pystow.utils import download
+
+from .features import EntityFeatures, load_features
+
+__all__ = [
+    "FB15K237_DIRECTORY_ENV",
+    "FB15K237_IMAGES_ENV",
+    "WN9_DIRECTORY_ENV",
+    "WN9_IMAGES_ENV",
+    "ChecksumError",
+    "DatasetFilesError",
+    "FB15k237Multimodal",
+    "MultimodalDataset",
+    "MultimodalDemo",
+    "RemoteFile",
+    "WN9",
+]
+
+logger = logging.getLogger(__name__)
+
+#: environment variable with a local FB15k-237 directory (``train.txt``, ``entity2text.txt``, ...)
+FB15K237_DIRECTORY_ENV = "PYKEEN_VBKGC_FB15K237_DIR"
+#: environment variable with the MMKG FB15K images directory (one folder per MID, e.g. ``m.0abc/``)
+FB15K237_IMAGES_ENV = "PYKEEN_VBKGC_FB15K237_IMAGES"
+#: environment variable with a local WN9 directory
+WN9_DIRECTORY_ENV = "PYKEEN_VBKGC_WN9_DIR"
+#: environment variable with the WN9 images directory (one folder per synset, e.g. ``n02084071/``)
+WN9_IMAGES_ENV = "PYKEEN_VBKGC_WN9_IMAGES"
+
+#: the name of the checksums file that a dataset directory may contain
+CHECKSUMS_FILE = "SHA256SUMS"
+#: the name of the features file looked up in the dataset directory and the cache
+FEATURES_FILE = "features.safetensors"
+#: file suffixes taken as images (compared case-insensitively)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
+SPLIT_FILES = ("train.txt", "valid.txt", "test.txt")
+#: the file in PyKEEN's dataset cache that records how to rebuild a dataset (see from_directory_binary)
+REBUILD_FILE = "pykeen_vbkgc_dataset.json"
+
+_DATA_DIRECTORY = pathlib.Path(__file__).resolve().parent / "data"
+
+
+class DatasetFilesError(ValueError):
+    """Raised when a dataset directory lacks files, or its files cannot be read."""
+
+
+class ChecksumError(DatasetFilesError):
+    """Raised when a dataset file does not have the expected SHA-256 checksum."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file that can be downloaded, with its expected SHA-256 checksum."""
+
+    #: where to download the file from
+    url: str
+    #: the hex SHA-256 digest of the file's content
+    sha256: str
+
+
+def sha256sum(path: str | os.PathLike) -> str:
+    """Return the hex SHA-256 digest of a file.
+
+    :param path: the file
+    :return: the hex digest
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checksums(path: str | os.PathLike) -> dict[str, str]:
+    """Read a ``SHA256SUMS`` file as written by ``sha256sum``.
+
+    :param path: the checksums file
+    :return: a mapping from file name to hex digest
+    :raises DatasetFilesError: if a line is not ``<64 hex digits> <space(s)>[*]<name>``
+    """
+    result = {}
+    for number, line in enumerate(pathlib.Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        digest, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if len(digest) != 64 or not name or any(c not in "0123456789abcdefABCDEF" for c in digest):
+            raise DatasetFilesError(f"{path}, line {number}: expected '<sha256 hex digest>  <file name>', got {line!r}")
+        result[name] = digest.lower()
+    return result
+
+
+def verify_checksums(directory: pathlib.Path, expected: Mapping[str, str], names: Iterable[str]) -> None:
+    """Compare files against expected checksums and report all mismatches in one error.
+
+    :param directory: the directory with the files
+    :param expected: the expected hex digests by file name
+    :param names: the names of the files to check; those without an expected digest or not present are skipped
+    :raises ChecksumError: if any file's digest differs
+    """
+    mismatches = []
+    for name in names:
+        path = directory / name
+        if name not in expected or not path.is_file():
+            continue
+        actual = sha256sum(path)
+        if actual != expected[name]:
+            mismatches.append(f"{name} (expected sha256 {expected[name]}, got {actual})")
+    if mismatches:
+        raise ChecksumError(
+            f"Checksum mismatch in {directory}: {'; '.join(mismatches)}. The file(s) are corrupt, truncated or a "
+            f"different version; replace them with the published files."
+        )
+
+
+def _env_path(name: str | None) -> pathlib.Path | None:
+    if name is None:
+        return None
+    value = os.environ.get(name, "").strip()
+    return pathlib.Path(value).expanduser() if value else None
+
+
+class MultimodalDataset(LazyDataset):
+    """A dataset of triples whose entities have texts, optionally images, and optionally a features file.
+
+    The files live in one directory: ``train.txt``, ``valid.txt``, ``test.txt`` (``head<TAB>relation<TAB>tail``),
+    the text files of the subclass and optionally ``SHA256SUMS`` and ``features.safetensors``.
+    """
+
+    #: files that the directory must contain
+    required_files: ClassVar[tuple[str, ...]] = (*SPLIT_FILES, "entity2text.txt")
+    #: files that are used when present
+    optional_files: ClassVar[tuple[str, ...]] = ()
+    #: files that can be downloaded into the cache, with their checksums
+    remote_files: ClassVar[Mapping[str, RemoteFile]] = {}
+    #: the environment variable naming the data directory
+    directory_env: ClassVar[str | None] = None
+    #: the environment variable naming the images directory
+    images_env: ClassVar[str | None] = None
+    #: how to get the data when it cannot be downloaded (appended to the missing-files error)
+    source_hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        directory: None | str | os.PathLike = None,
+        *,
+        images_directory: None | str | os.PathLike = None,
+        features_path: None | str | os.PathLike = None,
+        cache_root: None | str | os.PathLike = None,
+        force_download: bool = False,
+        verify: bool = True,
+        create_inverse_triples: bool = False,
+        eager: bool = False,
+    ) -> None:
+        """Initialize the dataset; check (and if needed download) its files.
+
+        :param directory: a local directory with the dataset's files. Defaults to the environment variable
+            :attr:`directory_env`, else the PyKEEN cache, which is filled by downloading where possible.
+        :param images_directory: a directory with one folder of images per entity. Defaults to the environment
+            variable :attr:`images_env`; without it the dataset has no images.
+        :param features_path: the features file for the model. Defaults to ``features.safetensors`` in the data
+            directory if present, else in the PyKEEN cache directory of this dataset (where to write it).
+        :param cache_root: the root of the cache; the dataset keeps its downloads and default features file in the
+            sub-directory named like the dataset, e.g. ``<cache_root>/fb15k237multimodal``. Defaults to PyKEEN's
+            dataset cache, ``$PYKEEN_HOME/datasets``.
+        :param force_download: download the remote files again even if they are cached
+        :param verify: verify the files against ``SHA256SUMS`` (or the known checksums of downloads)
+        :param create_inverse_triples: whether to create inverse triples for training
+        :param eager: load the triples now rather than on first access
+
+        :raises DatasetFilesError: if files are missing (all are listed in one error)
+        :raises ChecksumError: if a file does not match its checksum
+        """
+        # PyKEEN's by-name cache rebuilds the dataset from these (see from_directory_binary); environment
+        # variables are resolved again then
+        self._rebuild_kwargs = {
+            key: str(value) if isinstance(value, os.PathLike) else value
+            for key, value in dict(
+                directory=directory,
+                images_directory=images_directory,
+                features_path=features_path,
+                cache_root=cache_root,
+                verify=verify,
+            ).items()
+            if value is not None
+        }
+        self._cache_root_hint = cache_root
+        self._cache_root: pathlib.Path | None = None
+        self._create_inverse_triples = create_inverse_triples
+        self._explicit_features_path = pathlib.Path(features_path).expanduser() if features_path else None
+        self._texts: dict[str, str] | None = None
+        self._images: dict[str, list[pathlib.Path]] | None = None
+
+        directory = pathlib.Path(directory).expanduser() if directory is not None else _env_path(self.directory_env)
+        if directory is None:
+            directory = self._download(force=force_download)
+            self.source = "cache"
+        else:
+            self.source = "directory"
+        self.directory = directory
+        self._check_directory(verify=verify)
+
+        if images_directory is None:
+            images_directory = _env_path(self.images_env)
+        self.images_directory = pathlib.Path(images_directory).expanduser() if images_directory is not None else None
+        if self.images_directory is not None and not self.images_directory.is_dir():
+            raise DatasetFilesError(f"Images directory does not exist: {self.images_directory}")
+
+        if eager:
+            self._load()
+
+    # -- files -----------------------------------------------------------------------------------------------------
+
+    @property
+    def cache_root(self) -> pathlib.Path:  # type: ignore[override]
+        """The cache directory of this dataset (created on first access)."""
+        if self._cache_root is None:
+            self._cache_root = self._help_cache(self._cache_root_hint)
+        return self._cache_root
+
+    def _cache_sub_directories(self) -> Iterable[str]:
+        yield self.get_normalized_name()
+
+    def _download(self, force: bool) -> pathlib.Path:
+        """Download the remote files that the cache lacks, verifying each before it is moved into place."""
+        directory = self.cache_root
+        for name, remote in self.remote_files.items():
+            path = directory / name
+            if path.is_file() and not force:
+                continue
+            partial = directory / f".{name}.part"
+            logger.info("downloading %s from %s", name, remote.url)
+            try:
+                download(remote.url, partial, backend="urllib", force=True)
+                actual = sha256sum(partial)
+                if actual != remote.sha256:
+                    raise ChecksumError(
+                        f"Checksum mismatch for {name} downloaded from {remote.url}: expected sha256 {remote.sha256}, "
+                        f"got {actual}. The source may have changed; download the files yourself and pass "
+                        f"directory= (see docs/datasets.md)."
+                    )
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+        # the cache directory then passes the same check as a user's directory
+        if self.remote_files:
+            (directory / CHECKSUMS_FILE).write_text(
+                "".join(f"{remote.sha256}  {name}\n" for name, remote in self.remote_files.items()), encoding="utf-8"
+            )
+        return directory
+
+    def _check_directory(self, verify: bool) -> None:
+        if not self.directory.is_dir():
+            raise DatasetFilesError(
+                f"{self.__class__.__name__}: data directory does not exist: {self.directory}. It must contain "
+                f"{', '.join(self.required_files)}. {self.source_hint}".strip()
+            )
+        missing = [name for name in self.required_files if not (self.directory / name).is_file()]
+        if missing:
+            how = f"set {self.directory_env} or pass directory=. " if self.directory_env else ""
+            raise DatasetFilesError(
+                f"{self.__class__.__name__}: {self.directory} lacks {len(missing)} required file(s): "
+                f"{', '.join(missing)}. {how}{self.source_hint}".strip()
+            )
+        checksums_path = self.directory / CHECKSUMS_FILE
+        if verify and checksums_path.is_file():
+            verify_checksums(
+                self.directory, read_checksums(checksums_path), (*self.required_files, *self.optional_files)
+            )
+        elif verify:
+            logger.debug("%s has no %s; files are not verified", self.directory, CHECKSUMS_FILE)
+
+    # -- triples ---------------------------------------------------------------------------------------------------
+
+    def _read_split(self, name: str) -> np.ndarray:
+        path = self.directory / name
+        try:
+            triples = load_triples(path)
+        except Exception as error:  # pandas raises several types for malformed files
+            raise DatasetFilesError(f"Cannot read triples from {path}: {error}") from error
+        if triples.ndim != 2 or triples.shape[1] != 3 or triples.shape[0] == 0:
+            raise DatasetFilesError(
+                f"{path} must contain at least one line 'head<TAB>relation<TAB>tail', got an array of shape "
+                f"{triples.shape}."
+            )
+        return triples
+
+    def _load(self) -> None:
+        training, validation, testing = (self._read_split(name) for name in SPLIT_FILES)
+        everything = np.concatenate([training, validation, testing])
+        # index entities and relations over all splits, so that no evaluation triple is dropped
+        entity_to_id = create_entity_mapping(everything)
+        relation_to_id = create_relation_mapping(set(everything[:, 1]))
+        kwargs = dict(entity_to_id=entity_to_id, relation_to_id=relation_to_id)
+        self._training = TriplesFactory.from_labeled_triples(
+            training,
+            create_inverse_triples=self._create_inverse_triples,
+            metadata={"path": str(self.directory / SPLIT_FILES[0])},
+            **kwargs,
+        )
+        self._validation = TriplesFactory.from_labeled_triples(
+            validation, metadata={"path": str(self.directory / SPLIT_FILES[1])}, **kwargs
+        )
+        self._testing = TriplesFactory.from_labeled_triples(
+            testing, metadata={"path": str(self.directory / SPLIT_FILES[2])}, **kwargs
+        )
+
+    def _load_validation(self) -> None:
+        self._load()
+
+    # -- modalities ------------------------------------------------------------------------------------------------
+
+    def _read_texts(self) -> dict[str, str]:
+        """Return a text for each entity label that has one (may include labels outside the triples)."""
+        return _read_tsv_pairs(self.directory / "entity2text.txt")
+
+    @property
+    def entity_texts(self) -> dict[str, str]:
+        """The text of each entity that has one, in the order of ``entity_to_id``."""
+        if self._texts is None:
+            texts = self._read_texts()
+            self._texts = {label: texts[label] for label in self.entity_to_id if texts.get(label)}
+        return self._texts
+
+    def image_folder_name(self, label: str) -> str:
+        """Return the name of the folder that holds an entity's images.
+
+        :param label: the entity label
+        :return: the folder name inside :attr:`images_directory`
+        """
+        return label
+
+    @property
+    def entity_images(self) -> dict[str, list[pathlib.Path]]:
+        """The image files of each entity that has some (empty without an images directory)."""
+        if self._images is None:
+            self._images = self._scan_images()
+        return self._images
+
+    def _scan_images(self) -> dict[str, list[pathlib.Path]]:
+        if self.images_directory is None:
+            return {}
+        folder_to_label = {self.image_folder_name(label): label for label in self.entity_to_id}
+        images = {}
+        with os.scandir(self.images_directory) as entries:
+            for entry in entries:
+                label = folder_to_label.get(entry.name)
+                if label is None or not entry.is_dir():
+                    continue
+                files = sorted(
+                    path for path in pathlib.Path(entry.path).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES
+                )
+                if files:
+                    images[label] = files
+        if not images:
+            example = self.image_folder_name(next(iter(self.entity_to_id)))
+            raise DatasetFilesError(
+                f"No entity of {self.__class__.__name__} has images in {self.images_directory}: expected one folder "
+                f"per entity, e.g. {self.images_directory / example}/, with {', '.join(sorted(IMAGE_SUFFIXES))} files."
+            )
+        # keep the order of entity_to_id
+        return {label: images[label] for label in self.entity_to_id if label in images}
+
+    def coverage(self) -> dict[str, int]:
+        """Count the entities, and those with a text and with images.
+
+        :return: a dictionary with keys ``entities``, ``text`` and ``image``
+        """
+        return {
+            "entities": self.num_entities,
+            "text": len(self.entity_texts),
+            "image": len(self.entity_images),
+        }
+
+    # -- features --------------------------------------------------------------------------------------------------
+
+    @property
+    def features_path(self) -> pathlib.Path:
+        """The features file to hand to the model, e.g. ``model_kwargs=dict(features=dataset.features_path)``.
+
+        The explicit ``features_path``, else ``features.safetensors`` in the data directory if present, else in the
+        cache directory of this dataset, where the encoder should write it. The file need not exist yet.
+        """
+        if self._explicit_features_path is not None:
+            return self._explicit_features_path
+        in_directory = self.directory / FEATURES_FILE
+        if in_directory.is_file():
+            return in_directory
+        return self.cache_root / FEATURES_FILE
+
+    @property
+    def has_features(self) -> bool:
+        """Whether :attr:`features_path` exists."""
+        return self.features_path.is_file()
+
+    def features(self) -> EntityFeatures:
+        """Load the entity features from :attr:`features_path`.
+
+        :return: the labelled features
+        :raises FileNotFoundError: if the features file does not exist yet
+        """
+        path = self.features_path
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No features file for {self.__class__.__name__} at {path}. Encode the entity texts/images with "
+                f"pykeen_vbkgc.encoders and save them there (see docs/datasets.md), or pass features_path=."
+            )
+        return load_features(path)
+
+    # -- PyKEEN's dataset cache ---------------------------------------------------------------------------------------
+
+    def to_directory_binary(self, path: str | os.PathLike) -> None:
+        """Store the factories in PyKEEN's binary format, plus the arguments to rebuild this dataset.
+
+        :func:`pykeen.datasets.get_dataset` caches datasets requested by name this way; see
+        :meth:`from_directory_binary` for why the arguments are stored too.
+
+        :param path: the directory to write to
+        """
+        super().to_directory_binary(path)
+        record = {"class": self.__class__.__name__, "kwargs": self._rebuild_kwargs}
+        (pathlib.Path(path) / REBUILD_FILE).write_text(json.dumps(record), encoding="utf-8")
+
+    @classmethod
+    def from_directory_binary(cls, path: str | os.PathLike):
+        """Load a dataset stored by :meth:`to_directory_binary`.
+
+        PyKEEN's by-name cache would return a plain :class:`~pykeen.datasets.EagerDataset`, without texts, images
+        and features path, keyed only by the constructor arguments, so that a changed environment variable or
+        changed files would go unnoticed. Instead, the dataset is rebuilt from its source files (and checked again).
+
+        :param path: the directory written by :meth:`to_directory_binary`
+        :return: the dataset
+        """
+        record_path = pathlib.Path(path) / REBUILD_FILE
+        if record_path.is_file():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            if record.get("class") == cls.__name__:
+                return cls(**record["kwargs"])
+        return super().from_directory_binary(path)
+
+    def iter_extra_repr(self) -> Iterable[str]:  # noqa: D102
+        yield f"directory={str(self.directory)!r}"
+        if self.images_directory is not None:
+            yield f"images_directory={str(self.images_directory)!r}"
+
+    def __repr__(self) -> str:  # noqa: D105
+        return f"{self.__class__.__name__}({', '.join(self.iter_extra_repr())})"
+
+
+def _read_tsv_pairs(path: pathlib.Path) -> dict[str, str]:
+    """Read ``key<TAB>value`` lines; lines without a tab are ignored."""
+    result = {}
+    with path.open(encoding="utf-8") as file:
+        for line in file:
+            key, sep, value = line.rstrip("\n").partition("\t")
+            if sep:
+                result[key] = value.strip()
+    return result
+
+
+@parse_docdata
+class FB15k237Multimodal(MultimodalDataset):
+    """FB15k-237 with entity texts and, where available, the MMKG images.
+
+    Texts: ``"<name>, <Wikidata description>"``, with the name from ``entity2text.txt`` (KG-BERT) and the description
+    from ``entity2wikidata.json`` (when present and known); just the name otherwise. Images: the MMKG FB15K
+    images, one folder per MID with ``/`` replaced by ``.`` (``/m/0abc`` -> ``m.0abc/``).
+
+    ---
+    name: FB15k-237 (multimodal)
+    statistics:
+        entities: 14541
+        relations: 237
+        training: 272115
+        testing: 20466
+        validation: 17535
+        triples: 310116
+    citation:
+        author: Toutanova
+        year: 2015
+        link: https://www.aclweb.org/anthology/W15-4007/
+    """
+
+    required_files = (*SPLIT_FILES, "entity2text.txt")
+    optional_files = ("entity2wikidata.json", "relation2text.txt")
+    directory_env = FB15K237_DIRECTORY_ENV
+    images_env = FB15K237_IMAGES_ENV
+    # the triples are line-for-line those of the original release (PyKEEN's source, a zip from Microsoft); these
+    # plain-text copies let every file be checked on its own
+    remote_files = {
+        "train.txt": RemoteFile(
+            "https://raw.githubusercontent.com/villmow/datasets_knowledge_embedding/master/FB15k-237/train.txt",
+            "61099230e4439f90885ca9767739e31e8e32f54736fa1c35952b27997bc7c08a",
+        ),
+        "valid.txt": RemoteFile(
+            "https://raw.githubusercontent.com/villmow/datasets_knowledge_embedding/master/FB15k-237/valid.txt",
+            "749cbe9d923bac7b9354da5614ecfed2e0220256d442c3e04a6b303db1f273d9",
+        ),
+        "test.txt": RemoteFile(
+            "https://raw.githubusercontent.com/villmow/datasets_knowledge_embedding/master/FB15k-237/test.txt",
+            "e2e35e8e6113de220140b6f44dc71a5207b0fc6872d575e874aefe13259b655b",
+        ),
+        "entity2text.txt": RemoteFile(
+            "https://raw.githubusercontent.com/yao8839836/kg-bert/master/data/FB15k-237/entity2text.txt",
+            "16beedcfad3d32696e8b0b98cfa0f5eeb144f5142225f227a64fd9ce37447da5",
+        ),
+        "relation2text.txt": RemoteFile(
+            "https://raw.githubusercontent.com/yao8839836/kg-bert/master/data/FB15k-237/relation2text.txt",
+            "4bf7cb6ea0ac09b17ad210889f723be5e079669f6ae5d507787e1320bbaa0f72",
+        ),
+        "entity2wikidata.json": RemoteFile(
+            "https://raw.githubusercontent.com/villmow/datasets_knowledge_embedding/master/FB15k-237/entity2wikidata.json",
+            "80e74bb002fb9ca0ecd3d63879a3a51121db855d312a101917a1ffb6aed2fea9",
+        ),
+    }
+
+    def _read_wikidata(self) -> dict[str, dict]:
+        path = self.directory / "entity2wikidata.json"
+        if not path.is_file():
+            logger.warning("%s is missing; FB15k-237 texts are entity names without descriptions", path)
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DatasetFilesError(f"{path} is not valid JSON: {error}") from error
+
+    def _read_texts(self) -> dict[str, str]:  # noqa: D102
+        names = _read_tsv_pairs(self.directory / "entity2text.txt")
+        wikidata = self._read_wikidata()
+        texts = {}
+        for label in names.keys() | wikidata.keys():
+            entry = wikidata.get(label) or {}
+            name = names.get(label) or entry.get("label") or ""
+            description = (entry.get("description") or "").strip()
+            text = f"{name}, {description}" if name and description else name or description
+            if text:
+                texts[label] = text
+        return texts
+
+    @property
+    def relation_texts(self) -> dict[str, str]:
+        """The readable text of each relation that has one (``relation2text.txt``; empty if absent)."""
+        path = self.directory / "relation2text.txt"
+        texts = _read_tsv_pairs(path) if path.is_file() else {}
+        return {label: texts[label] for label in self.relation_to_id if texts.get(label)}
+
+    def image_folder_name(self, label: str) -> str:
+        """Return the MMKG folder name of a MID, e.g. ``m.0abc`` for ``/m/0abc``.
+
+        :param label: the MID
+        :return: the folder name
+        """
+        return label.strip("/").replace("/", ".")
+
+
+@parse_docdata
+class WN9(MultimodalDataset):
+    """WN9-IMG, the multimodal subset of WN18 introduced by IKRL, with WordNet texts and optional ImageNet images.
+
+    Texts: ``"<synset name>, <gloss>"`` (``entity2text.txt``). Images: the ImageNet pictures of each synset, which
+    the user supplies, one folder per synset id as in ImageNet's training set (``n02084071/n02084071_1.JPEG``).
+
+    ---
+    name: WN9-IMG
+    statistics:
+        entities: 6555
+        relations: 9
+        training: 11741
+        testing: 1319
+        validation: 1337
+        triples: 14397
+    citation:
+        author: Xie
+        year: 2017
+        link: https://www.ijcai.org/proceedings/2017/438
+        github: thunlp/IKRL
+    """
+
+    required_files = (*SPLIT_FILES, "entity2text.txt")
+    optional_files = ("image_list.txt", "image2count.txt")
+    directory_env = WN9_DIRECTORY_ENV
+    images_env = WN9_IMAGES_ENV
+    source_hint = (
+        "WN9-IMG is published only inside a RAR archive (https://github.com/thunlp/IKRL, data.rar) and cannot be "
+        "downloaded automatically; docs/datasets.md shows how to build the directory from it."
+    )
+
+
+@parse_docdata
+class MultimodalDemo(MultimodalDataset):
+    """A small connected subset of WN9 shipped with the package, with precomputed sentence-encoder text features.
+
+    It trains in a few minutes on a laptop CPU without network access. Its ``features_path`` points at the shipped
+    features (all-MiniLM-L6-v2 embeddings of the entity texts); ``scripts/build_demo_dataset.py`` rebuilds it.
+
+    ---
+    name: Multimodal demo (WN9 subset)
+    statistics:
+        entities: 500
+        relations: 9
+        training: 1217
+        testing: 150
+        validation: 150
+        triples: 1517
+    citation:
+        author: Xie
+        year: 2017
+        link: https://www.ijcai.org/proceedings/2017/438
+    """
+
+    #: the package directory with the demo's files
+    package_directory: ClassVar[pathlib.Path] = _DATA_DIRECTORY / "multimodal_demo"
+    required_files = (*SPLIT_FILES, "entity2text.txt", FEATURES_FILE)
+
+    def __init__(self, **kwargs) -> None:
+        """Initialize the demo dataset from the package data.
+
+        :param kwargs: keyword arguments of :class:`MultimodalDataset` except ``directory`` (always the package
+            data), e.g. ``create_inverse_triples`` or ``features_path``
+        """
+        if "directory" in kwargs:
+            raise TypeError("MultimodalDemo always reads the package data; it takes no directory argument.")
+        super().__init__(directory=self.package_directory, **kwargs)
+        self._rebuild_kwargs.pop("directory")

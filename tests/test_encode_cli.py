@@ -1,0 +1,136 @@
+"""Tests of ``pykeen-vbkgc encode`` and ``pykeen-vbkgc merge-features``."""
+# ruff: noqa: E402  (encoder_fixtures must be registered for assertion rewriting before it is imported)
+
+import pytest
+
+pytest.register_assert_rewrite("encoder_fixtures")
+
+import torch
+from click.testing import CliRunner
+from encoder_fixtures import ENC_ENTITIES, ENC_IMAGE_COUNTS, ENC_TEXTS
+
+from pykeen_vbkgc.encoders.cli import encode, merge_features
+from pykeen_vbkgc.features import load_features
+
+pytest_plugins = ("encoder_fixtures",)
+
+
+def _run(command, args):
+    result = CliRunner().invoke(command, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.fixture()
+def base_args(enc_texts_file, enc_visualbert_dir):
+    return ["--texts", enc_texts_file, "--checkpoint", enc_visualbert_dir, "--quiet"]
+
+
+def test_encode_visualbert_with_images(base_args, enc_images, enc_resnet_dir, enc_visualbert_dir, tmp_path):
+    output = tmp_path / "out.safetensors"
+    image_args = ["--images", enc_images, "--image-dir-names", "freebase", "--backbone", "resnet"]
+    code, text = _run(encode, [*base_args, *image_args, "--backbone-checkpoint", enc_resnet_dir, "-o", output])
+    assert code == 0, text
+    assert f"Wrote 8 entities x 32 ({len(ENC_IMAGE_COUNTS)} with images, 0 texts truncated)" in text
+    features = load_features(output)
+    assert features.labels == ENC_ENTITIES and features.vectors.shape == (8, 32)
+    assert features.num_images.tolist() == [ENC_IMAGE_COUNTS.get(label, 0) for label in ENC_ENTITIES]
+    assert features.metadata["encoder"] == "visualbert"
+    assert features.metadata["checkpoint"] == str(enc_visualbert_dir)
+    assert features.metadata["backbone_checkpoint"] == str(enc_resnet_dir)
+    # existing output: one clear error, file untouched
+    code, text = _run(encode, [*base_args, "-o", output])
+    assert code == 2 and "exists; pass --overwrite" in text
+    assert torch.equal(load_features(output).vectors, features.vectors)
+
+
+def test_encode_text_encoder_and_entities_file(enc_texts_file, enc_bert_dir, tmp_path):
+    entities = tmp_path / "entities.txt"
+    entities.write_text("/m/paris\n/m/cat\n")
+    output = tmp_path / "text.safetensors"
+    args = ["--texts", enc_texts_file, "--encoder", "text", "--checkpoint", enc_bert_dir, "--pooling", "cls"]
+    code, text = _run(encode, [*args, "--entities", entities, "--quiet", "-o", output])
+    assert code == 0, text
+    features = load_features(output)
+    assert features.labels == ("/m/paris", "/m/cat") and features.dim == 16
+    assert features.metadata["pooling"] == "cls" and features.metadata["encoder"] == "text"
+
+
+def test_shards_and_merge_cli(base_args, tmp_path):
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"s{i}.safetensors")
+        code, text = _run(encode, [*base_args, "--shard", f"{i}/2", "-o", shards[-1]])
+        assert code == 0, text
+    merged = tmp_path / "merged.safetensors"
+    code, text = _run(merge_features, [*shards, "-o", merged])
+    assert code == 0, text
+    assert "Merged 2 files: 8 entities x 32" in text
+    assert load_features(merged).labels == ENC_ENTITIES
+    code, text = _run(merge_features, [shards[0], "-o", tmp_path / "gap.safetensors"])
+    assert code == 1 and "Shards are missing (gap): 1/2" in text
+    assert not (tmp_path / "gap.safetensors").exists()
+    code, text = _run(merge_features, [*shards, "-o", merged])
+    assert code == 2 and "exists; pass --overwrite" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--shard", "2/2"], "Invalid shard 2/2: the index is 0-based"),
+        (["--shard", "x"], "A shard is given as 'i/n'"),
+        (["--encoder", "text", "--backbone", "resnet"], "--backbone only apply to --encoder visualbert"),
+        (["--pooling", "mean"], "--pooling only applies to --encoder text"),
+        (["--projection", "random"], "--projection need --images"),
+        (["--dataset", "nations"], "Give exactly one of --texts and --dataset"),
+        (["--max-images", "0"], "0 is not in the range x>=1"),
+        (["--visual-tokens", "grid"], "--visual-tokens grid needs a transformers backbone"),
+    ],
+)
+def test_usage_errors(base_args, tmp_path, extra, message):
+    output = tmp_path / "out.safetensors"
+    code, text = _run(encode, [*base_args, *extra, "-o", output])
+    assert code == 2 and message in text
+    assert not output.exists() and not output.with_name(output.name + ".partial").exists()
+
+
+def test_bad_input_errors(base_args, enc_texts_file, enc_images, tmp_path):
+    output = tmp_path / "out" / "f.safetensors"
+    code, text = _run(encode, [*base_args, "--images", enc_images, "--backbone", "resnet", "-o", output])
+    assert code == 1 and "Error: Images are given for 5 entity labels that are not among the 8" in text
+    code, text = _run(
+        encode, ["--texts", enc_texts_file, "--checkpoint", "uclanlp/visualbert-vqa-coco-pre", "-o", output]
+    )
+    assert code == 1 and "Cannot load the VisualBERT checkpoint 'uclanlp/visualbert-vqa-coco-pre'" in text
+    assert "HF_HUB_OFFLINE=1" in text
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("/m/a\t \n")
+    code, text = _run(encode, [*base_args[2:], "--texts", empty, "-o", output])
+    assert code == 1 and "1 entities have an empty text: '/m/a'" in text
+    assert not output.exists() and not output.with_name("f.safetensors.partial").exists()
+
+
+def test_texts_json_and_missing_image_tsv(enc_visualbert_dir, enc_images, tmp_path):
+    import json
+
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps(ENC_TEXTS))
+    images = tmp_path / "images.tsv"
+    images.write_text(f"/m/cat\t{enc_images / 'm.cat' / 'img0.png'}\n/m/dog\tnope.jpg\n")
+    output = tmp_path / "f.safetensors"
+    args = ["--texts", texts, "--checkpoint", enc_visualbert_dir, "--images", images, "--backbone", "resnet"]
+    code, text = _run(encode, [*args, "-o", output])
+    assert code == 1 and "1 image files listed in" in text and "nope.jpg (line 2, entity '/m/dog')" in text
+    assert not output.exists()
+
+
+def test_encode_dataset_texts(enc_bert_dir, tmp_path):
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    output = tmp_path / "demo.safetensors"
+    args = ["--dataset", "multimodaldemo", "--encoder", "text", "--checkpoint", enc_bert_dir, "--quiet"]
+    code, text = _run(encode, [*args, "--batch-size", "128", "-o", output])
+    assert code == 0, text
+    dataset = MultimodalDemo()
+    features = load_features(output)
+    assert features.labels == tuple(dataset.entity_texts) and features.dim == 16
+    assert features.align(dataset.entity_to_id).num_covered == dataset.num_entities

@@ -1,0 +1,110 @@
+"""Tests of the features file format."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import pykeen_vbkgc.features as features_module
+from pykeen_vbkgc.features import EntityFeatures, FeaturesFileError, load_features, save_features
+
+
+def _features(n=4, dim=3, **kwargs):
+    return EntityFeatures(
+        labels=[f"e{i}" for i in range(n)], vectors=torch.arange(n * dim, dtype=torch.float32).view(n, dim), **kwargs
+    )
+
+
+def test_roundtrip_with_metadata_and_num_images(tmp_path):
+    path = tmp_path / "f.safetensors"
+    original = _features(metadata={"encoder": "visualbert", "checkpoint": "x"}, num_images=torch.tensor([0, 1, 3, 0]))
+    assert save_features(path, original) == path
+    loaded = load_features(path)
+    assert loaded.labels == original.labels
+    assert torch.equal(loaded.vectors, original.vectors)
+    assert loaded.num_images.tolist() == [0, 1, 3, 0]
+    assert loaded.metadata["encoder"] == "visualbert" and loaded.metadata["checkpoint"] == "x"
+    assert {"created", "package_version"} <= set(loaded.metadata)
+    assert not {"labels", "dim", "format"} & set(loaded.metadata)
+    # without num_images (files written by other tools)
+    save_features(path, ["a", "b"], torch.ones(2, 5))
+    assert load_features(path).num_images is None and load_features(path).dim == 5
+
+
+def test_align_and_select():
+    features = _features()
+    aligned = features.align({"e2": 0, "x": 1, "e0": 2})
+    assert aligned.mask.tolist() == [True, False, True]
+    assert aligned.num_ignored == 2 and aligned.num_covered == 2
+    assert torch.equal(aligned.vectors[0], features.vectors[2]) and torch.equal(aligned.vectors[1], torch.zeros(3))
+    selected = _features(num_images=torch.tensor([5, 6, 7, 8])).select(["e3", "e1"])
+    assert selected.labels == ("e3", "e1") and selected.num_images.tolist() == [8, 6]
+    assert torch.equal(selected.vectors, features.vectors[[3, 1]])
+    with pytest.raises(FeaturesFileError, match=r"1 labels are not in the features, e.g. \['zz'\]"):
+        features.select(["zz"])
+
+
+def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "f.safetensors"
+    save_features(path, _features())
+
+    def broken_save(tensors, filename, metadata=None):
+        with open(filename, "wb") as file:
+            file.write(b"half")
+        raise KeyboardInterrupt
+
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_features(path, _features(n=2))
+    monkeypatch.undo()
+    assert load_features(path).labels == ("e0", "e1", "e2", "e3")
+    assert [p.name for p in tmp_path.iterdir()] == ["f.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(labels=["a", "a"], vectors=torch.zeros(2, 2)), "Duplicate entity labels"),
+        (dict(labels=["a"], vectors=torch.zeros(2, 2)), "1 labels but 2 feature rows"),
+        (dict(labels=["a"], vectors=torch.tensor([[float("nan")]])), "NaN or infinite values in 1 rows"),
+        (dict(labels=["a"], vectors=torch.zeros(1, 2), metadata={"dim": "2"}), r"\['dim'\] are reserved"),
+        (dict(labels=["a"], vectors=torch.zeros(1, 2), num_images=torch.tensor([0.5])), "1-D integer tensor"),
+        (dict(labels=["a"], vectors=torch.zeros(1, 2), num_images=torch.tensor([-1])), "must not be negative"),
+        (dict(labels=["a"], vectors=torch.zeros(1, 2), num_images=torch.tensor([1, 2])), "2 num_images entries"),
+    ],
+)
+def test_invalid_features(kwargs, message):
+    with pytest.raises(FeaturesFileError, match=message):
+        EntityFeatures(**kwargs)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FeaturesFileError, match="Features file not found"):
+        load_features(tmp_path / "missing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 20)
+    with pytest.raises(FeaturesFileError, match="not a readable safetensors file"):
+        load_features(junk)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"features": torch.zeros(1, 2)}, foreign)
+    with pytest.raises(FeaturesFileError, match="is not a pykeen-vbkgc-features file"):
+        load_features(foreign)
+    newer = tmp_path / "newer.safetensors"
+    save_file(
+        {"features": torch.zeros(1, 2)},
+        newer,
+        metadata={"format": features_module.FORMAT_NAME, "format_version": "99", "labels": json.dumps(["a"])},
+    )
+    with pytest.raises(FeaturesFileError, match="version '99'"):
+        load_features(newer)
+    no_labels = tmp_path / "nolabels.safetensors"
+    save_file(
+        {"features": torch.zeros(1, 2)},
+        no_labels,
+        metadata={"format": features_module.FORMAT_NAME, "format_version": features_module.FORMAT_VERSION},
+    )
+    with pytest.raises(FeaturesFileError, match="no valid 'labels' metadata"):
+        load_features(no_labels)

@@ -1,0 +1,229 @@
+"""Scores of the VBKGC model against hand-computed values."""
+
+import itertools
+import logging
+
+import pytest
+import torch
+from torch.nn import functional
+
+from pykeen_vbkgc import VBKGC, EntityFeatures, save_features
+from pykeen_vbkgc import interaction as interaction_module
+from pykeen_vbkgc.features import FeaturesFileError
+from pykeen_vbkgc.interaction import SCORE_TERMS
+from pykeen_vbkgc.representation import encode_twins
+
+
+def parameters(model: VBKGC):
+    """Return the raw tensors: structural S, features F, projection W, relations R."""
+    struct_view, _, modal_view = model.entity_representations
+    structural = struct_view.base._embeddings.weight.detach()
+    features = modal_view.base.base._embeddings.weight.detach()
+    projection = modal_view.base.transformation.weight.detach()
+    relations = model.relation_representations[0]._embeddings.weight.detach()
+    return structural, features, projection, relations
+
+
+def expected_score(model: VBKGC, h, r, t, *, p, normalize, terms=SCORE_TERMS, h_struct=None, t_struct=None):
+    """Hand-compute Eq. 9 term by term; ``*_struct`` overrides the structural entity of the cross-modal terms."""
+    structural, features, projection, relations = parameters(model)
+
+    def n(x):
+        return functional.normalize(x, dim=-1) if normalize else x
+
+    h_s, t_s = structural[h], structural[t]
+    h_m, t_m = projection @ features[h], projection @ features[t]
+    h_so = structural[h if h_struct is None else h_struct]
+    t_so = structural[t if t_struct is None else t_struct]
+    rel = n(relations[r])
+    arguments = dict(
+        ss=(h_s, t_s),
+        mm=(h_m, t_m),
+        sm=(h_so, t_m),
+        ms=(h_m, t_so),
+        all=(h_so + h_m, t_so + t_m),
+    )
+    total = 0.0
+    for term in terms:
+        head, tail = arguments[term]
+        total -= torch.linalg.vector_norm(n(head) + rel - n(tail), ord=p).item()
+    return total
+
+
+@pytest.fixture(params=list(itertools.product([1, 2], [True, False])), ids=lambda x: f"p{x[0]}-norm{x[1]}")
+def model(request, tiny_factory, tiny_features) -> VBKGC:
+    p, normalize = request.param
+    return VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        normalize=normalize,
+        random_seed=0,
+    )
+
+
+def test_score_hrt_equals_hand_computed_five_terms(model):
+    hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [5, 0, 0], [1, 1, 5]])
+    scores = model.score_hrt(hrt)
+    assert scores.shape == (4, 1)
+    p, normalize = model.interaction.p, model.interaction.normalize
+    for (h, r, t), score in zip(hrt.tolist(), scores[:, 0].tolist()):
+        assert score == pytest.approx(expected_score(model, h, r, t, p=p, normalize=normalize), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [("ss",), ("all",), ("ss", "mm"), ("sm", "ms"), ("mm",), ("ms", "all"), SCORE_TERMS],
+    ids=lambda terms: "+".join(terms),
+)
+@pytest.mark.parametrize("p", [1, 2])
+def test_score_terms_subsets(tiny_factory, tiny_features, terms, p):
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        score_terms=",".join(terms),
+        random_seed=1,
+    )
+    assert model.score_terms == terms
+    hrt = torch.as_tensor([[0, 0, 1], [3, 1, 4]])
+    for (h, r, t), score in zip(hrt.tolist(), model.score_hrt(hrt)[:, 0].tolist()):
+        assert score == pytest.approx(expected_score(model, h, r, t, p=p, normalize=True, terms=terms), rel=1e-5)
+
+
+def test_score_t_and_score_h_equal_score_hrt_over_all_candidates(model):
+    num_entities = model.num_entities
+    hr = torch.as_tensor([[0, 0], [3, 1], [5, 1]])
+    scores_t = model.score_t(hr)
+    all_t = torch.cat(
+        [torch.stack([hr[:, 0].repeat_interleave(num_entities), hr[:, 1].repeat_interleave(num_entities)], 1)], 0
+    )
+    full = torch.cat([all_t, torch.arange(num_entities).repeat(hr.shape[0])[:, None]], dim=1)
+    expected_t = model.score_hrt(full).view(hr.shape[0], num_entities)
+    torch.testing.assert_close(scores_t, expected_t, rtol=1e-5, atol=1e-5)
+
+    rt = torch.as_tensor([[0, 1], [1, 4]])
+    scores_h = model.score_h(rt)
+    heads = torch.arange(num_entities).repeat(rt.shape[0])
+    full = torch.stack([heads, rt[:, 0].repeat_interleave(num_entities), rt[:, 1].repeat_interleave(num_entities)], 1)
+    torch.testing.assert_close(scores_h, model.score_hrt(full).view(rt.shape[0], num_entities), rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_kernels_equal_eager(tiny_factory, tiny_features, monkeypatch):
+    """The torch.compile'd fast paths (used above a size threshold) compute the same scores."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    hrt = torch.as_tensor([[h, r, t] for h in range(6) for r in range(2) for t in range(6)])
+    with torch.no_grad():
+        eager_hrt, eager_t = model.score_hrt(hrt), model.score_t(hrt[:, :2])
+    monkeypatch.setattr(interaction_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(interaction_module, "_compiled", {})
+    with torch.no_grad():
+        compiled_hrt, compiled_t = model.score_hrt(hrt), model.score_t(hrt[:, :2])
+    assert interaction_module._compiled["score_indexed"] is not False
+    assert interaction_module._compiled["pairwise_l1_distance"] is not False
+    torch.testing.assert_close(compiled_hrt, eager_hrt, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compiled_t, eager_t, rtol=1e-5, atol=1e-5)
+    # gradients flow through the compiled training path
+    model.score_hrt(hrt).sum().backward()
+    assert model.entity_representations[0].base._embeddings.weight.grad.abs().sum() > 0
+
+
+def test_twins_negative_score_swaps_only_the_modality(tiny_factory, tiny_features):
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=3)
+    n = model.num_entities
+    h, r, t, t_new, h_new = 0, 1, 2, 4, 5
+    tail_twins = encode_twins(torch.as_tensor(t), torch.as_tensor(t_new), n).item()
+    head_twins = encode_twins(torch.as_tensor(h), torch.as_tensor(h_new), n).item()
+    scores = model.score_hrt(torch.as_tensor([[h, r, tail_twins], [head_twins, r, t]]))[:, 0].tolist()
+    # tail: ss, mm with t'; sm uses t'_m; ms and all use the original t_s
+    assert scores[0] == pytest.approx(expected_score(model, h, r, t_new, p=1, normalize=True, t_struct=t), rel=1e-5)
+    assert scores[1] == pytest.approx(expected_score(model, h_new, r, t, p=1, normalize=True, h_struct=h), rel=1e-5)
+    # and it differs from the plain negative, which replaces the structure in the cross-modal terms too
+    plain = model.score_hrt(torch.as_tensor([[h, r, t_new]]))[0, 0].item()
+    assert plain == pytest.approx(expected_score(model, h, r, t_new, p=1, normalize=True), rel=1e-5)
+    assert plain != pytest.approx(scores[0], rel=1e-3)
+
+
+def test_features_are_frozen_and_projection_learns(tiny_factory, tiny_features):
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    _, features, projection, _ = parameters(model)
+    torch.testing.assert_close(features, tiny_features)
+    # re-initialisation (as the pipeline does it) keeps the frozen features
+    model.reset_parameters_()
+    model.reset_parameters_()
+    torch.testing.assert_close(parameters(model)[1], tiny_features)
+    model.score_hrt(torch.as_tensor([[0, 0, 1], [2, 1, 3]])).sum().backward()
+    modal = model.entity_representations[2].base
+    assert not modal.base._embeddings.weight.requires_grad
+    assert modal.transformation.weight.grad is not None and modal.transformation.weight.grad.abs().sum() > 0
+    assert projection.shape == (4, 6)
+
+
+def test_features_file_is_aligned_by_label(tiny_factory, tiny_features, tmp_path, caplog):
+    labels = list(tiny_factory.entity_to_id)  # sorted labels a..f
+    # file order differs from the ids, one entity ("c") is missing and one label is unknown to the graph
+    order = ["f", "a", "e", "b", "d", "zzz"]
+    vectors = torch.stack(
+        [tiny_features[tiny_factory.entity_to_id[x]] if x in labels else torch.ones(6) for x in order]
+    )
+    path = save_features(tmp_path / "features.safetensors", order, vectors, metadata=dict(encoder="test"))
+    with caplog.at_level(logging.INFO, logger="pykeen_vbkgc.model"):
+        model = VBKGC(triples_factory=tiny_factory, features=path, embedding_dim=4, random_seed=0)
+    assert "cover 5 of 6 entities; 1 get Xavier-initialised features; 1 labels" in caplog.text
+    _, features, _, _ = parameters(model)
+    for label in ["a", "b", "d", "e", "f"]:
+        torch.testing.assert_close(
+            features[tiny_factory.entity_to_id[label]], tiny_features[tiny_factory.entity_to_id[label]]
+        )
+    missing = features[tiny_factory.entity_to_id["c"]]
+    assert torch.isfinite(missing).all() and missing.abs().sum() > 0
+    # an EntityFeatures object works the same way
+    same = VBKGC(
+        triples_factory=tiny_factory,
+        features=EntityFeatures(labels=order, vectors=vectors),
+        embedding_dim=4,
+        random_seed=0,
+    )
+    torch.testing.assert_close(parameters(same)[1], features)
+
+
+def test_random_features_for_the_ablation(tiny_factory):
+    model = VBKGC(triples_factory=tiny_factory, features=None, embedding_dim=4, random_seed=0)
+    features = parameters(model)[1]
+    assert features.shape == (6, 768)
+    bound = (6 / 768) ** 0.5  # pykeen.nn.init.xavier_uniform_ bounds by sqrt(6 / dim)
+    assert features.abs().max() <= bound and features.std() > bound / 4
+    assert VBKGC(triples_factory=tiny_factory, feature_dim=10, embedding_dim=4).entity_representations[
+        2
+    ].base.base.shape == (10,)
+
+
+@pytest.mark.parametrize(
+    ("features", "kwargs", "message"),
+    [
+        (torch.randn(5, 6), {}, "features has 5 rows but the triples factory has 6 entities"),
+        (torch.randn(6), {}, "must be 2-D"),
+        (torch.randn(6, 0), {}, "dimension 0"),
+        (torch.randint(0, 3, (6, 4)), {}, "floating point"),
+        (torch.full((6, 4), float("nan")), {}, "NaN or infinite values in 6 rows"),
+        (torch.randn(6, 4), dict(feature_dim=8), "feature_dim=8 does not match the features' dimension 4"),
+        (torch.randn(6, 4), dict(score_terms=["ss", "xx"]), r"Unknown score term\(s\) \['xx'\]"),
+        (torch.randn(6, 4), dict(score_terms=[]), "non-empty subset"),
+        (torch.randn(6, 4), dict(scoring_fct_norm=0.5), "at least 1"),
+    ],
+)
+def test_bad_input_raises_clear_errors(tiny_factory, features, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VBKGC(triples_factory=tiny_factory, features=features, embedding_dim=4, **kwargs)
+
+
+def test_features_without_any_matching_label(tiny_factory, tmp_path):
+    path = save_features(tmp_path / "other.safetensors", ["x", "y"], torch.randn(2, 3))
+    with pytest.raises(FeaturesFileError, match="None of the feature labels matches"):
+        VBKGC(triples_factory=tiny_factory, features=path)
+    with pytest.raises(FeaturesFileError, match="not found"):
+        VBKGC(triples_factory=tiny_factory, features=tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError, match="features must be a tensor"):
+        VBKGC(triples_factory=tiny_factory, features=[[1.0, 2.0]])

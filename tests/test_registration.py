@@ -1,0 +1,71 @@
+"""Our components resolve by name in fresh interpreters, with and without ``import pykeen_vbkgc``."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+LOOKUPS = textwrap.dedent(
+    """
+    from pykeen.models import model_resolver
+    from pykeen.sampling import negative_sampler_resolver
+    from pykeen.losses import loss_resolver
+    from pykeen.nn.modules import interaction_resolver
+    print(model_resolver.lookup("vbkgc").__name__)
+    print(negative_sampler_resolver.lookup("twins").__name__)
+    print(loss_resolver.lookup("meanmarginranking").__name__)
+    print(interaction_resolver.lookup("vbkgc").__name__)
+    """
+)
+EXPECTED = ["VBKGC", "TwinsNegativeSampler", "MeanMarginRankingLoss", "VBKGCInteraction"]
+
+
+def run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "first_import",
+    [
+        "import pykeen_vbkgc",
+        # without importing our package: the pykeen.datasets entry point imports it
+        "from pykeen.pipeline import pipeline",
+        "import pykeen.models",
+        "from pykeen.hpo import hpo_pipeline",
+    ],
+)
+def test_components_resolve_in_a_fresh_interpreter(first_import):
+    result = run(first_import + "\n" + LOOKUPS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == EXPECTED
+    assert "could not load" not in result.stderr
+
+
+def test_pipeline_by_name_without_importing_the_package():
+    code = textwrap.dedent(
+        """
+        import pykeen.models
+        from pykeen.pipeline import pipeline
+        result = pipeline(
+            model="vbkgc", dataset="nations", negative_sampler="twins", loss="meanmarginranking",
+            model_kwargs=dict(embedding_dim=8, feature_dim=8),
+            training_kwargs=dict(num_epochs=1, batch_size=512, use_tqdm=False),
+            evaluator_kwargs=dict(batch_size=64), random_seed=0,
+        )
+        print(type(result.model).__name__, type(result.model.loss).__name__)
+        """
+    )
+    result = run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["VBKGC", "MeanMarginRankingLoss"]
+
+
+def test_register_is_idempotent():
+    from pykeen.models import model_resolver
+
+    import pykeen_vbkgc
+
+    assert pykeen_vbkgc.register() is True
+    assert pykeen_vbkgc.register() is True
+    assert model_resolver.lookup("vbkgc") is pykeen_vbkgc.VBKGC
