@@ -130,13 +130,14 @@ def _indexed_scores(
     r: FloatTensor,
     t_index: LongTensor,
     normalize: bool,
+    normalize_relations: bool,
     head_pieces: Sequence[int],
     tail_pieces: Sequence[int],
     p: float,
 ) -> FloatTensor:
     """Score rows whose entities are given as indices into a (small) table of entity representations."""
     pieces = stack_pieces(entities, normalize=normalize)
-    if normalize:
+    if normalize_relations:
         r = functional.normalize(r, p=2, dim=-1)
     return _term_sum(pieces[h_index], r, pieces[t_index], head_pieces=head_pieces, tail_pieces=tail_pieces, p=p)
 
@@ -157,9 +158,10 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             + \underbrace{f(\mathbf{h}_s + \mathbf{h}_m, \mathbf{r}, \mathbf{t}_s + \mathbf{t}_m)}_{all}
 
     ``score_terms`` selects any non-empty subset (the ablations S2-S5 of Table 4). With ``normalize=True`` (the
-    default, as OpenKE's ``norm_flag`` in the reference code), every argument of $f$ is L2-normalised before the
-    distance: $\mathbf{r}$, $\mathbf{h}_s$, $\mathbf{h}_m$ and the sum $\mathbf{h}_s + \mathbf{h}_m$ (the same
-    for the tail).
+    default, as OpenKE's ``norm_flag`` in the reference code), every entity argument of $f$ is L2-normalised before
+    the distance: $\mathbf{h}_s$, $\mathbf{h}_m$ and the sum $\mathbf{h}_s + \mathbf{h}_m$ (the same for the tail).
+    ``normalize_relations`` decides whether $\mathbf{r}$ is L2-normalised, too (OpenKE does; PyKEEN's TransE does
+    not); by default it follows ``normalize``.
 
     Each entity is given as a triple ``(e_s, e_s_original, e_m)``. The unimodal terms ($ss$, $mm$) use ``e_s``
     and ``e_m``; the cross-modal terms ($sm$, $ms$, $all$) use ``e_s_original`` and ``e_m``. For ordinary triples
@@ -184,19 +186,27 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
     HEAD_PIECE: ClassVar[dict[str, int]] = dict(ss=0, mm=2, sm=1, ms=2, all=3)
     TAIL_PIECE: ClassVar[dict[str, int]] = dict(ss=0, mm=2, sm=2, ms=1, all=3)
 
-    def __init__(self, p: float = 1, normalize: bool = True, score_terms: str | Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        p: float = 1,
+        normalize: bool = True,
+        score_terms: str | Iterable[str] | None = None,
+        normalize_relations: bool | None = None,
+    ) -> None:
         """Initialize the interaction.
 
         :param p: the order of the norm in $f$, typically 1 or 2
-        :param normalize: whether to L2-normalise the arguments of each TransE term (OpenKE's ``norm_flag``)
+        :param normalize: whether to L2-normalise the entity arguments of each TransE term (OpenKE's ``norm_flag``)
         :param score_terms: the score terms to sum, a non-empty subset of ``("ss", "mm", "sm", "ms", "all")``;
             defaults to all five
+        :param normalize_relations: whether to L2-normalise the relation vector, too; ``None`` follows ``normalize``
         """
         super().__init__()
         if p < 1:
             raise ValueError(f"The norm order p must be at least 1, got {p}.")
         self.p = p
         self.normalize = normalize
+        self.normalize_relations = normalize if normalize_relations is None else normalize_relations
         self.score_terms = normalize_score_terms(score_terms)
         self.head_pieces = tuple(self.HEAD_PIECE[term] for term in self.score_terms)
         self.tail_pieces = tuple(self.TAIL_PIECE[term] for term in self.score_terms)
@@ -214,7 +224,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         :return: shape: ``batch_dims``; the scores
         """
         h, t = stack_pieces(h, normalize=self.normalize), stack_pieces(t, normalize=self.normalize)
-        if self.normalize:
+        if self.normalize_relations:
             r = functional.normalize(r, p=2, dim=-1)
         h_shape, r_shape, t_shape = h.shape[:-2], r.shape[:-1], t.shape[:-2]
         if len(h_shape) == len(r_shape) == len(t_shape) == 2:
@@ -244,7 +254,13 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         :param t_index: shape: ``(n,)``; rows of the tail entities
         :return: shape: ``(n,)``; the scores
         """
-        kwargs = dict(normalize=self.normalize, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p)
+        kwargs = dict(
+            normalize=self.normalize,
+            normalize_relations=self.normalize_relations,
+            head_pieces=self.head_pieces,
+            tail_pieces=self.tail_pieces,
+            p=self.p,
+        )
         if r.numel() * len(self.score_terms) * 16 >= _COMPILE_MIN_WORK:
             scores = _run_compiled("score_indexed", _indexed_scores, entities, h_index, r, t_index, **kwargs)
             if scores is not None:

@@ -83,6 +83,7 @@ class VBKGC(
         embedding_dim: int = 128,
         scoring_fct_norm: float = 1,
         normalize: bool = True,
+        normalize_relations: bool | None = None,
         score_terms: str | Iterable[str] | None = None,
         entity_initializer: Hint[Initializer] = xavier_uniform_,
         relation_initializer: Hint[Initializer] = xavier_uniform_,
@@ -101,7 +102,9 @@ class VBKGC(
             with features, it must match them
         :param embedding_dim: the embedding dimension $d$ of structural, multimodal and relation embeddings
         :param scoring_fct_norm: the order $p$ of the norm in $f(h, r, t) = -\|h + r - t\|_p$
-        :param normalize: whether to L2-normalise the arguments of each TransE term, as in the reference code
+        :param normalize: whether to L2-normalise the entity arguments of each TransE term, as in the reference code
+        :param normalize_relations: whether to L2-normalise the relation vector, too (OpenKE does, PyKEEN's TransE
+            does not); ``None`` follows ``normalize``
         :param score_terms: which of the terms ``ss``, ``mm``, ``sm``, ``ms``, ``all`` to sum (default: all)
         :param entity_initializer: initializer of the structural entity embeddings
         :param relation_initializer: initializer of the relation embeddings
@@ -120,7 +123,12 @@ class VBKGC(
         super().__init__(
             triples_factory=triples_factory,
             interaction=VBKGCInteraction,
-            interaction_kwargs=dict(p=scoring_fct_norm, normalize=normalize, score_terms=score_terms),
+            interaction_kwargs=dict(
+                p=scoring_fct_norm,
+                normalize=normalize,
+                normalize_relations=normalize_relations,
+                score_terms=score_terms,
+            ),
             entity_representations=[
                 TwinsView(base=structural, side="replacement"),
                 TwinsView(base=structural, side="original"),

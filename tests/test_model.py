@@ -24,7 +24,9 @@ def parameters(model: VBKGC):
     return structural, features, projection, relations
 
 
-def expected_score(model: VBKGC, h, r, t, *, p, normalize, terms=SCORE_TERMS, h_struct=None, t_struct=None):
+def expected_score(
+    model: VBKGC, h, r, t, *, p, normalize, terms=SCORE_TERMS, h_struct=None, t_struct=None, normalize_relations=None
+):
     """Hand-compute Eq. 9 term by term; ``*_struct`` overrides the structural entity of the cross-modal terms."""
     structural, features, projection, relations = parameters(model)
 
@@ -35,7 +37,8 @@ def expected_score(model: VBKGC, h, r, t, *, p, normalize, terms=SCORE_TERMS, h_
     h_m, t_m = projection @ features[h], projection @ features[t]
     h_so = structural[h if h_struct is None else h_struct]
     t_so = structural[t if t_struct is None else t_struct]
-    rel = n(relations[r])
+    normalize_relations = normalize if normalize_relations is None else normalize_relations
+    rel = functional.normalize(relations[r], dim=-1) if normalize_relations else relations[r]
     arguments = dict(
         ss=(h_s, t_s),
         mm=(h_m, t_m),
@@ -91,6 +94,46 @@ def test_score_terms_subsets(tiny_factory, tiny_features, terms, p):
     hrt = torch.as_tensor([[0, 0, 1], [3, 1, 4]])
     for (h, r, t), score in zip(hrt.tolist(), model.score_hrt(hrt)[:, 0].tolist()):
         assert score == pytest.approx(expected_score(model, h, r, t, p=p, normalize=True, terms=terms), rel=1e-5)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("normalize_relations", [None, True, False])
+def test_normalize_relations(tiny_factory, tiny_features, p, normalize_relations):
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        normalize=True,
+        normalize_relations=normalize_relations,
+        random_seed=2,
+    )
+    # None follows normalize=True
+    assert model.interaction.normalize_relations is (normalize_relations is not False)
+    hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [5, 0, 0]])
+    expected = [
+        expected_score(model, h, r, t, p=p, normalize=True, normalize_relations=normalize_relations)
+        for h, r, t in hrt.tolist()
+    ]
+    assert model.score_hrt(hrt)[:, 0].tolist() == pytest.approx(expected, rel=1e-5)
+    assert model.score_t(hrt[:, :2])[torch.arange(3), hrt[:, 2]].tolist() == pytest.approx(expected, rel=1e-5)
+    assert model.score_h(hrt[:, 1:])[torch.arange(3), hrt[:, 0]].tolist() == pytest.approx(expected, rel=1e-5)
+    # the self-candidate (e, r, e): ss, mm and all reduce to the norm of the (normalised) relation vector, whatever e
+    unimodal = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        normalize_relations=normalize_relations,
+        score_terms="ss,mm,all",
+        random_seed=2,
+    )
+    relation = parameters(unimodal)[3][0]
+    if unimodal.interaction.normalize_relations:
+        relation = functional.normalize(relation, dim=-1)
+    norm = torch.linalg.vector_norm(relation, ord=p).item()
+    self_scores = unimodal.score_hrt(torch.as_tensor([[e, 0, e] for e in range(unimodal.num_entities)]))[:, 0]
+    assert self_scores.tolist() == pytest.approx([-3 * norm] * unimodal.num_entities, rel=1e-5)
 
 
 def test_score_t_and_score_h_equal_score_hrt_over_all_candidates(model):

@@ -1,0 +1,79 @@
+"""Figure 3 of the VBKGC paper: inference time against MRR for the models of Table 2.
+
+Either trains the Table 2 models itself or reads a Table 2 JSON written by ``table2_link_prediction.py``
+(``--from-table``), so the expensive training is not repeated. Inference time: seconds to score every test triple
+against all entities on both sides (no filtering), after a warm-up call. Writes
+``figure3_<dataset>.{md,csv,json,png}``::
+
+    python examples/figure3_inference_time.py --from-table results/table2/table2_wn9.json --output results/figure3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import Budget, add_common_arguments, prepare, run_settings, write_table
+from table2_link_prediction import SETTINGS, settings
+
+COLUMNS = ("setting", "mrr", "hits@1", "inference_seconds", "evaluation_seconds", "train_seconds", "epochs")
+
+
+def plot(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> Path:
+    """Scatter inference time against MRR, one labelled point per model, and save it as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    for row in rows:
+        axis.scatter(row["inference_seconds"], row["mrr"], s=50, label=row["setting"])
+        axis.annotate(row["setting"], (row["inference_seconds"], row["mrr"]), textcoords="offset points", xytext=(5, 5))
+    axis.set_xlabel("inference time: all evaluated test triples, both sides (s, CPU)")
+    axis.set_ylabel("filtered MRR (both sides)")
+    axis.set_title(f"Figure 3: inference time vs. MRR on {dataset}")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best", fontsize="small")
+    axis.margins(x=0.25, y=0.15)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
+    """Collect (inference time, MRR) per model, write the table and the scatter plot; return the written paths."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, default_output="results/figure3")
+    parser.add_argument("--from-table", type=Path, help="a table2_<dataset>.json to plot instead of training")
+    parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS), help="rows to train")
+    args = parser.parse_args(argv)
+    if args.from_table is not None:
+        # the dataset, features and budget are the table's; nothing is trained
+        table = json.loads(args.from_table.read_text())
+        args.dataset = table["dataset"]
+        args.features = Path(table["features"]) if table["features"] else None
+        experiment = prepare(args, [*(argv or []), "--dataset", args.dataset], load=False)
+        experiment.budget = Budget(**table["budget"])
+        rows = table["rows"]
+    else:
+        experiment = prepare(args, argv)
+        rows = run_settings(settings(args.models), experiment)
+    name = f"figure3_{experiment.dataset_name}"
+    paths = write_table(
+        rows,
+        experiment,
+        name=name,
+        title=f"Figure 3: inference time vs. MRR on {experiment.dataset_name}",
+        columns=COLUMNS,
+    )
+    paths["png"] = plot(rows, experiment.output / f"{name}.png", experiment.dataset_name)
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Smoke tests of the paper-experiment examples in --quick mode (tiny data, one epoch)."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import figure2_negatives  # noqa: E402
+import figure3_inference_time  # noqa: E402
+import table2_link_prediction  # noqa: E402
+import table3_negative_sampling  # noqa: E402
+import table4_ablation  # noqa: E402
+
+METRIC_COLUMNS = {"setting", "mrr", "hits@1", "hits@3", "hits@10", "inference_seconds"}
+
+
+def check_outputs(paths, expected_settings, columns=METRIC_COLUMNS):
+    assert {"md", "csv", "json"} <= set(paths)
+    for path in paths.values():
+        assert path.is_file() and path.stat().st_size > 0
+    with paths["csv"].open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["setting"] for row in rows] == expected_settings
+    assert columns <= set(rows[0])
+    for row in rows:
+        assert 0 < float(row["mrr"]) <= 1
+    data = json.loads(paths["json"].read_text())
+    assert [row["setting"] for row in data["rows"]] == expected_settings
+    markdown = paths["md"].read_text()
+    assert all(f"| {setting} |" in markdown for setting in expected_settings)
+    return data
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A row cache shared by the scripts, as in docs/results.md: identical settings are trained once."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def table2(tmp_path_factory, cache):
+    output = tmp_path_factory.mktemp("table2")
+    return table2_link_prediction.main(["--quick", "--output", str(output), "--cache", cache])
+
+
+def test_table2(table2):
+    data = check_outputs(table2, ["TransE", "IKRL-style", "VBKGC+Normal", "VBKGC+Twins"])
+    assert data["dataset"] == "multimodaldemo"
+    assert "The paper's numbers" not in table2["md"].read_text()  # no paper numbers for the demo graph
+
+
+def test_table3_reuses_table2_rows(table2, cache, tmp_path):
+    paths = table3_negative_sampling.main(["--quick", "--output", str(tmp_path), "--cache", cache])
+    rows = check_outputs(paths, ["Normal", "Bernoulli", "Twins"])["rows"]
+    table2_rows = {row["setting"]: row for row in json.loads(table2["json"].read_text())["rows"]}
+    # the same configuration under another label is read from the cache, not trained again
+    assert rows[0]["mrr"] == table2_rows["VBKGC+Normal"]["mrr"]
+    assert rows[0]["train_seconds"] == table2_rows["VBKGC+Normal"]["train_seconds"]
+    assert rows[2]["train_seconds"] == table2_rows["VBKGC+Twins"]["train_seconds"]
+
+
+def test_table4(tmp_path, cache):
+    paths = table4_ablation.main(["--quick", "--output", str(tmp_path), "--cache", cache])
+    data = check_outputs(paths, [setting.label for setting in table4_ablation.settings()])
+    assert [row["k"] for row in data["rows"]][-1] == 1
+
+
+def test_figure2(tmp_path):
+    paths = figure2_negatives.main(["--quick", "--output", str(tmp_path)])
+    check_outputs(paths, ["VBKGC+Normal k=1", "VBKGC+Twins k=1", "VBKGC+Normal k=4", "VBKGC+Twins k=4"])
+    assert paths["png"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_figure3_from_table2(table2, tmp_path):
+    paths = figure3_inference_time.main(["--quick", "--from-table", str(table2["json"]), "--output", str(tmp_path)])
+    columns = set(figure3_inference_time.COLUMNS)
+    check_outputs(paths, ["TransE", "IKRL-style", "VBKGC+Normal", "VBKGC+Twins"], columns=columns)
+    assert paths["png"].read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "module",
+    [table2_link_prediction, table3_negative_sampling, table4_ablation, figure2_negatives, figure3_inference_time],
+)
+def test_help(module, capsys):
+    with pytest.raises(SystemExit) as error:
+        module.main(["--help"])
+    assert error.value.code == 0
+    assert "--quick" in capsys.readouterr().out
