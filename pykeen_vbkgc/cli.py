@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .encoders.cli import encode, merge_features
 
+if TYPE_CHECKING:
+    from pykeen.datasets import Dataset
+
 __all__ = [
+    "load_dataset_and_features",
     "main",
 ]
 
@@ -26,6 +31,32 @@ def main() -> None:
 
 main.add_command(encode)
 main.add_command(merge_features)
+
+
+def load_dataset_and_features(
+    dataset: str, dataset_directory: Path | None, features: Path | None
+) -> tuple[Dataset, Path | None]:
+    """Load a dataset by name for a command; default the features to the dataset's own file, if it has one.
+
+    :param dataset: a PyKEEN dataset name
+    :param dataset_directory: a local data directory, passed as ``directory=``
+    :param features: an explicit features file, or None
+    :return: the dataset and the features file to use (None means random features)
+    :raises click.ClickException: if the dataset cannot be loaded
+    :raises click.BadParameter: if the features file does not exist
+    """
+    from pykeen.datasets import get_dataset
+
+    dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
+    try:
+        dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
+    except (KeyError, ValueError, FileNotFoundError) as error:
+        raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
+    if features is None and getattr(dataset_instance, "has_features", False):
+        features = dataset_instance.features_path
+    if features is not None and not features.is_file():
+        raise click.BadParameter(f"Features file not found: {features}", param_hint="--features")
+    return dataset_instance, features
 
 
 @main.command()
@@ -64,7 +95,6 @@ def train(
     output: Path | None,
 ) -> None:
     """Train VBKGC with PyKEEN's pipeline and report filtered MRR and Hits@k."""
-    from pykeen.datasets import get_dataset
     from pykeen.pipeline import pipeline
 
     from .interaction import normalize_score_terms
@@ -76,15 +106,7 @@ def train(
         raise click.BadParameter(str(error), param_hint="--score-terms") from error
     if output is not None and output.exists() and any(output.iterdir()):
         raise click.BadParameter(f"{output} exists and is not empty.", param_hint="--output")
-    dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
-    try:
-        dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
-    if features is None and getattr(dataset_instance, "has_features", False):
-        features = dataset_instance.features_path
-    if features is not None and not features.is_file():
-        raise click.BadParameter(f"Features file not found: {features}", param_hint="--features")
+    dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     click.echo(f"Training VBKGC+{sampler} on {dataset} with features {features or 'random (ablation S1)'}", err=True)
     result = pipeline(
         dataset=dataset_instance,

@@ -485,18 +485,10 @@ def main(
     output: Path | None,
 ) -> None:
     """Train VBKGC with PyTorch Lightning (e.g., DDP on several GPUs), then evaluate on rank 0."""
-    from pykeen.datasets import get_dataset
+    from .cli import load_dataset_and_features
 
     logging.basicConfig(level=logging.WARNING)
-    dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
-    try:
-        dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
-    if features is None and getattr(dataset_instance, "has_features", False):
-        features = dataset_instance.features_path
-    if features is not None and not features.is_file():
-        raise click.BadParameter(f"Features file not found: {features}", param_hint="--features")
+    dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     result = train_lightning(
         dataset=dataset_instance,
         model="vbkgc",
