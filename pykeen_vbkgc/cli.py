@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pykeen.datasets import Dataset
 
 __all__ = [
+    "dataset_options",
     "load_dataset_and_features",
     "main",
 ]
@@ -59,15 +60,31 @@ def load_dataset_and_features(
     return dataset_instance, features
 
 
+def dataset_options(command):
+    """Add the dataset, dataset directory, features and sampler options of a training command."""
+    for option in reversed(
+        [
+            click.option("--dataset", default="multimodaldemo", show_default=True, help="A PyKEEN dataset name."),
+            click.option(
+                "--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory."
+            ),
+            click.option(
+                "--features",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="A features file; defaults to the dataset's own (if it has one), else random features "
+                "(ablation S1).",
+            ),
+            click.option(
+                "--sampler", type=click.Choice(["twins", "basic", "bernoulli"]), default="twins", show_default=True
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.option("--dataset", default="multimodaldemo", show_default=True, help="A PyKEEN dataset name.")
-@click.option("--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory.")
-@click.option(
-    "--features",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A features file; defaults to the dataset's own (if it has one), else random features (ablation S1).",
-)
-@click.option("--sampler", type=click.Choice(["twins", "basic", "bernoulli"]), default="twins", show_default=True)
+@dataset_options
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)

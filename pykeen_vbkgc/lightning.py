@@ -68,6 +68,7 @@ from pykeen.triples import CoreTriplesFactory
 from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInstances, SLCWABatch
 from pykeen.typing import FloatTensor
 
+from .cli import dataset_options, load_dataset_and_features
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 
 try:
@@ -440,15 +441,8 @@ REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hit
 
 
 @click.command()
-@click.option("--dataset", default="multimodaldemo", show_default=True, help="A PyKEEN dataset name.")
-@click.option("--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory.")
-@click.option(
-    "--features",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A features file; defaults to the dataset's own (if it has one), else random features.",
-)
+@dataset_options
 @click.option("--feature-dim", type=click.IntRange(min=1), default=64, show_default=True, help="For random features.")
-@click.option("--sampler", type=click.Choice(["twins", "basic", "bernoulli"]), default="twins", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)
@@ -485,8 +479,6 @@ def main(
     output: Path | None,
 ) -> None:
     """Train VBKGC with PyTorch Lightning (e.g., DDP on several GPUs), then evaluate on rank 0."""
-    from .cli import load_dataset_and_features
-
     logging.basicConfig(level=logging.WARNING)
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     result = train_lightning(
