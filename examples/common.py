@@ -546,3 +546,24 @@ def write_table(
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Read the rows of a JSON file written by :func:`write_table`."""
     return json.loads(path.read_text())["rows"]
+
+
+def new_figure():
+    """Start a headless matplotlib figure in the examples' size; return ``(figure, axis)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt.subplots(figsize=(5.5, 4))
+
+
+def save_figure(figure, axis, path: Path) -> Path:
+    """Add the grid, lay out, save as PNG and close; return the path."""
+    from matplotlib import pyplot as plt
+
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import add_common_arguments, prepare, run_setting, vbkgc, write_table
+from common import add_common_arguments, new_figure, prepare, run_setting, save_figure, vbkgc, write_table
 
 #: the samplers compared, with their labels
 SAMPLERS = {"basic": "Normal", "twins": "Twins"}
@@ -20,12 +20,7 @@ SAMPLERS = {"basic": "Normal", "twins": "Twins"}
 
 def plot(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> Path:
     """Plot MRR against k, one line per sampler, and save it as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 4))
+    figure, axis = new_figure()
     for sampler, label in SAMPLERS.items():
         points = sorted((row["k"], row["mrr"]) for row in rows if row["sampler"] == sampler)
         if points:
@@ -36,12 +31,8 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> Path:
     axis.set_xlabel("number of negatives per positive k")
     axis.set_ylabel("filtered MRR (both sides)")
     axis.set_title(f"Figure 2: MRR vs. k on {dataset}")
-    axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, axis, path)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import Budget, add_common_arguments, prepare, run_settings, write_table
+from common import Budget, add_common_arguments, new_figure, prepare, run_settings, save_figure, write_table
 from table2_link_prediction import SETTINGS, settings
 
 COLUMNS = ("setting", "mrr", "hits@1", "inference_seconds", "evaluation_seconds", "train_seconds", "epochs")
@@ -24,25 +24,16 @@ COLUMNS = ("setting", "mrr", "hits@1", "inference_seconds", "evaluation_seconds"
 
 def plot(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> Path:
     """Scatter inference time against MRR, one labelled point per model, and save it as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 4))
+    figure, axis = new_figure()
     for row in rows:
         axis.scatter(row["inference_seconds"], row["mrr"], s=50, label=row["setting"])
         axis.annotate(row["setting"], (row["inference_seconds"], row["mrr"]), textcoords="offset points", xytext=(5, 5))
     axis.set_xlabel("inference time: all evaluated test triples, both sides (s, CPU)")
     axis.set_ylabel("filtered MRR (both sides)")
     axis.set_title(f"Figure 3: inference time vs. MRR on {dataset}")
-    axis.grid(alpha=0.3)
     axis.legend(loc="best", fontsize="small")
     axis.margins(x=0.25, y=0.15)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, axis, path)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
