@@ -2,9 +2,7 @@ r"""The VBKGC interaction: five TransE terms over structural and multimodal enti
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 import torch
@@ -12,18 +10,17 @@ from pykeen.nn.modules import Interaction
 from pykeen.typing import FloatTensor, LongTensor
 from torch.nn import functional
 
+from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances
+
 __all__ = [
     "SCORE_TERMS",
     "VBKGCInteraction",
     "normalize_score_terms",
-    "pairwise_l1_distance",
     "stack_pieces",
 ]
 
 #: entity representation triple: (structural e_s of the replacement, e_s of the original, multimodal e_m)
 EntityRepresentation = tuple[FloatTensor, FloatTensor, FloatTensor]
-
-logger = logging.getLogger(__name__)
 
 #: the score terms of Eq. (4)-(8), in the order of Eq. (9)
 SCORE_TERMS: tuple[str, ...] = ("ss", "mm", "sm", "ms", "all")
@@ -50,58 +47,6 @@ def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str,
     return tuple(term for term in SCORE_TERMS if term in selected)
 
 
-#: below this many element operations, the eager implementations are fast enough and nothing is compiled
-_COMPILE_MIN_WORK = 50_000_000
-#: compiled kernels, by name; False once compilation failed or is disabled
-_compiled: dict[str, Callable | bool] = {}
-
-
-def _compile_enabled() -> bool:
-    return os.environ.get("PYKEEN_VBKGC_COMPILE", "1").lower() not in ("0", "false", "no")
-
-
-def _run_compiled(name: str, function: Callable, *args, **kwargs) -> FloatTensor | None:
-    """Run ``function`` compiled with :func:`torch.compile`; return None if that is disabled or impossible."""
-    kernel = _compiled.get(name)
-    if kernel is None:
-        kernel = _compiled[name] = torch.compile(function, dynamic=True) if _compile_enabled() else False
-    if kernel is False:
-        return None
-    try:
-        return kernel(*args, **kwargs)
-    except Exception as error:  # compilation fails for environmental reasons only, e.g., no C++ compiler
-        logger.warning(f"Using eager PyTorch; compiling {name} failed: {error}")
-        _compiled[name] = False
-        return None
-
-
-def _fused_l1(x: FloatTensor, y: FloatTensor) -> FloatTensor:
-    return (x.unsqueeze(1) - y.unsqueeze(0)).abs().sum(dim=-1)
-
-
-def pairwise_l1_distance(x: FloatTensor, y: FloatTensor) -> FloatTensor:
-    """Compute all pairwise L1 distances, like ``torch.cdist(x, y, p=1)``.
-
-    On CPU, :func:`torch.cdist` does about 1 G element operations per second and core, while broadcasting
-    materialises a ``(n, m, d)`` tensor. For large inputs without gradients (i.e., evaluation) we therefore use
-    :func:`torch.compile` to fuse subtraction, absolute value and sum into one vectorised loop, about three times
-    faster than :func:`torch.cdist`. The first call compiles (seconds; cached on disk afterwards). If compilation is
-    impossible (e.g., no C++ compiler) or disabled with the environment variable ``PYKEEN_VBKGC_COMPILE=0``, we
-    fall back to :func:`torch.cdist`, which is also used on CUDA and whenever gradients are needed.
-
-    :param x: shape: (n, d)
-    :param y: shape: (m, d)
-    :return: shape: (n, m)
-    """
-    large = x.shape[0] * y.shape[0] * x.shape[1] >= _COMPILE_MIN_WORK
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-    if large and not needs_grad and x.device.type == "cpu":
-        distances = _run_compiled("pairwise_l1_distance", _fused_l1, x, y)
-        if distances is not None:
-            return distances
-    return torch.cdist(x, y, p=1)
-
-
 def stack_pieces(entity: EntityRepresentation, normalize: bool) -> FloatTensor:
     r"""Stack the four vectors that can be an argument of a TransE term of VBKGC.
 
@@ -122,24 +67,6 @@ def _term_sum(
     # unbind, not index: indexing would zero-fill a (*, 4, d) gradient per term in backward
     h, t = h.unbind(dim=-2), t.unbind(dim=-2)
     return -sum(torch.linalg.vector_norm(h[i] + r - t[j], ord=p, dim=-1) for i, j in zip(head_pieces, tail_pieces))
-
-
-def _indexed_scores(
-    entities: EntityRepresentation,
-    h_index: LongTensor,
-    r: FloatTensor,
-    t_index: LongTensor,
-    normalize: bool,
-    normalize_relations: bool,
-    head_pieces: Sequence[int],
-    tail_pieces: Sequence[int],
-    p: float,
-) -> FloatTensor:
-    """Score rows whose entities are given as indices into a (small) table of entity representations."""
-    pieces = stack_pieces(entities, normalize=normalize)
-    if normalize_relations:
-        r = functional.normalize(r, p=2, dim=-1)
-    return _term_sum(pieces[h_index], r, pieces[t_index], head_pieces=head_pieces, tail_pieces=tail_pieces, p=p)
 
 
 class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepresentation]):
@@ -171,8 +98,8 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
     Scoring against all entities (``score_h``/``score_t``, e.g., in evaluation) avoids materialising five
     ``(batch, num_entities, d)`` difference tensors: for $p=1$ the sum of the five L1 norms is one L1 distance
     between concatenated vectors, computed by :func:`pairwise_l1_distance`; for $p=2$ each term is a
-    :func:`torch.cdist`, which uses matrix products. For training batches, :meth:`score_indexed` fuses
-    normalisation, look-up and the five terms into one compiled kernel.
+    :func:`torch.cdist`, which uses matrix products. For training batches, :meth:`score_rows` reads the normalised
+    pieces from one table built by :meth:`piece_table`, with a fused forward and a hand-written backward.
     ---
     citation:
         author: Zhang
@@ -238,34 +165,64 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
                 return -self._pairwise_distance(queries, h[0, :, self.head_pieces])
         return _term_sum(h, r, t, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p)
 
-    def score_indexed(
-        self, entities: EntityRepresentation, h_index: LongTensor, r: FloatTensor, t_index: LongTensor
+    def piece_table(self, structural: FloatTensor, multimodal: FloatTensor) -> FloatTensor:
+        r"""Stack the (normalised) pieces of plain entities into one table for :meth:`score_rows`.
+
+        :param structural: shape: ``(n, d)``; $\mathbf{e}_s$ of entities $0, \dots, n - 1$
+        :param multimodal: shape: ``(n, d)``; $\mathbf{e}_m$ of the same entities
+        :return: shape: ``(3n, d)``; the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$ for all
+            entities, each block in entity order, L2-normalised if ``normalize``
+        """
+        return piece_table(structural, multimodal, normalize=self.normalize)
+
+    def twins_sum_pieces(self, structural_original: FloatTensor, multimodal_replacement: FloatTensor) -> FloatTensor:
+        r"""Return the (normalised) argument $\mathbf{e}_s + \mathbf{e}'_m$ of the ``all`` term of twins negatives.
+
+        :param structural_original: shape: ``(n, d)``; $\mathbf{e}_s$ of the replaced entities
+        :param multimodal_replacement: shape: ``(n, d)``; $\mathbf{e}'_m$ of the sampled entities
+        :return: shape: ``(n, d)``
+        """
+        return sum_rows(structural_original, multimodal_replacement, normalize=self.normalize)
+
+    def score_rows(
+        self,
+        table: FloatTensor,
+        h_index: LongTensor,
+        relations: FloatTensor,
+        r_index: LongTensor,
+        t_index: LongTensor,
+        twins_sums: FloatTensor | None = None,
     ) -> FloatTensor:
-        """Score triples whose head and tail representations are rows of one table.
+        r"""Score triples whose entity pieces are rows of a piece table (see :meth:`piece_table`).
 
-        Equivalent to ``self(h=[x[h_index] for x in entities], r=r, t=[x[t_index] for x in entities])``. With many
-        negatives per positive, the table holds each distinct entity once and normalisation runs once per entity;
-        for large batches, look-up, normalisation and the five terms are fused by :func:`torch.compile` (disable with
-        ``PYKEEN_VBKGC_COMPILE=0``), which avoids writing five ``(batch, d)`` intermediates per term to memory.
+        The four pieces of an entity, in the order of :func:`stack_pieces`, are $\mathbf{e}_s$, $\mathbf{e}^{o}_s$,
+        $\mathbf{e}_m$ and $\mathbf{e}^{o}_s + \mathbf{e}_m$, already normalised. The gradient is accumulated into
+        the table without autograd's scattered additions; large batches run fused kernels (see
+        :func:`pykeen_vbkgc.kernels.term_distances`).
 
-        :param entities: shape: ``(u, d)`` each; the table ``(e_s, e_s_original, e_m)``
-        :param h_index: shape: ``(n,)``; rows of the head entities
-        :param r: shape: ``(n, d)``; the relation representations
-        :param t_index: shape: ``(n,)``; rows of the tail entities
+        :param table: shape: ``(m, d)``; the piece table
+        :param h_index: shape: ``(n, 4)``; the table rows of the four pieces of each head
+        :param relations: shape: ``(num_relations, d)``; all relation representations, not yet normalised
+        :param r_index: shape: ``(n,)``; the relation of each triple
+        :param t_index: shape: ``(n, 4)``; the table rows of the four pieces of each tail
+        :param twins_sums: shape: ``(k, d)``; the sum pieces of twins ids (see :meth:`twins_sum_pieces`); the index
+            $m + j$ of the last piece means row $j$ of these
         :return: shape: ``(n,)``; the scores
         """
-        kwargs = dict(
-            normalize=self.normalize,
-            normalize_relations=self.normalize_relations,
+        if self.normalize_relations:
+            # normalise the (small) relation table, not one row per triple
+            relations = functional.normalize(relations, p=2, dim=-1)
+        return term_distances(
+            table,
+            relations.index_select(0, r_index),
+            h_index,
+            t_index,
             head_pieces=self.head_pieces,
             tail_pieces=self.tail_pieces,
             p=self.p,
+            extra=twins_sums,
+            extra_piece=3,
         )
-        if r.numel() * len(self.score_terms) * 16 >= _COMPILE_MIN_WORK:
-            scores = _run_compiled("score_indexed", _indexed_scores, entities, h_index, r, t_index, **kwargs)
-            if scores is not None:
-                return scores
-        return _indexed_scores(entities, h_index, r, t_index, **kwargs)
 
     def _pairwise_distance(self, queries: FloatTensor, candidates: FloatTensor) -> FloatTensor:
         """Sum the per-term distances between all queries (b, num_terms, d) and all candidates (n, num_terms, d)."""

@@ -53,8 +53,9 @@ class VBKGC(
 
     The entity representations are wrapped in :class:`~pykeen_vbkgc.representation.TwinsView` so that the model
     consumes twins negatives from :class:`~pykeen_vbkgc.TwinsNegativeSampler`; with any other sampler it behaves
-    as described above. For training batches, :meth:`score_hrt` looks every distinct (twins) entity of the batch up
-    once and lets :meth:`~pykeen_vbkgc.VBKGCInteraction.score_indexed` score the rows.
+    as described above. For training batches, :meth:`score_hrt` projects and normalises all entities once per
+    parameter update (shared by the positive and the negative call of the sLCWA loop) and lets
+    :meth:`~pykeen_vbkgc.VBKGCInteraction.score_rows` score the rows against that table.
     ---
     citation:
         author: Zhang
@@ -137,18 +138,67 @@ class VBKGC(
             relation_representations_kwargs=dict(shape=embedding_dim, initializer=relation_initializer),
             **kwargs,
         )
+        #: (key, (e_s, e_m, piece table)) of the current parameters, see _entity_tables
+        self._tables: tuple[Any, tuple[FloatTensor, FloatTensor, FloatTensor]] | None = None
 
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
         if mode is not None:
             return super().score_hrt(hrt_batch=hrt_batch, mode=mode)
-        # with k negatives per positive, most (twins) entity ids repeat: look each one up once, for both sides
-        num = hrt_batch.shape[0]
-        unique, inverse = torch.cat([hrt_batch[:, 0], hrt_batch[:, 2]]).unique(return_inverse=True)
-        entities = tuple(representation(indices=unique) for representation in self.entity_representations)
+        structural, multimodal, table = self._entity_tables()
+        num_entities = self.num_entities
+        entities = hrt_batch[:, 0::2]
+        replacement = entities % num_entities
+        original = torch.where(entities < num_entities, entities, entities // num_entities - 1)
+        # per side the table rows of the pieces (e_s, e_s original, e_m, e_s original + e_m), see piece_table
+        index = torch.stack([replacement, original, replacement + num_entities, entities + 2 * num_entities], dim=-1)
+        twins = entities >= num_entities
+        sums = None
+        if twins.any():
+            # the sum piece of a twins pair (e, e') is n(e_s + e'_m): one extra row per twins id, after the table;
+            # index_select, not indexing: its backward is an index_add_, much faster than index_put_ on CPU
+            sums = self.interaction.twins_sum_pieces(
+                structural.index_select(0, original[twins]), multimodal.index_select(0, replacement[twins])
+            )
+            index[..., 3][twins] = table.shape[0] + torch.arange(sums.shape[0], device=index.device)
         (relations,) = self.relation_representations
-        return self.interaction.score_indexed(
-            entities=entities, h_index=inverse[:num], r=relations(indices=hrt_batch[:, 1]), t_index=inverse[num:]
+        return self.interaction.score_rows(
+            table=table,
+            h_index=index[:, 0],
+            relations=relations(indices=None),
+            r_index=hrt_batch[:, 1],
+            t_index=index[:, 1],
+            twins_sums=sums,
         ).unsqueeze(dim=-1)
+
+    def _entity_tables(self) -> tuple[FloatTensor, FloatTensor, FloatTensor]:
+        r"""Return $\mathbf{e}_s$ and $\mathbf{e}_m$ of all entities and their piece table, once per parameter state.
+
+        The sLCWA loop scores the positives and the negatives of a batch in two calls; both use every entity's
+        projection, so the tables are computed once and reused until the parameters change or a backward pass has
+        consumed their graph (sub-batching calls backward before the optimizer step).
+        """
+        key = (torch.is_grad_enabled(), tuple((p.data_ptr(), p._version) for p in self.parameters()))
+        if self._tables is not None and self._tables[0] == key:
+            return self._tables[1]
+        structural_view, _, multimodal_view = self.entity_representations
+        structural, multimodal = structural_view(indices=None), multimodal_view(indices=None)
+        table = self.interaction.piece_table(structural, multimodal)
+        if table.requires_grad:
+            table.register_hook(self._forget_tables)
+        self._tables = (key, (structural, multimodal, table))
+        return self._tables[1]
+
+    def _forget_tables(self, grad: FloatTensor) -> None:
+        """Drop the cached tables once a backward pass went through them (their graph is freed)."""
+        self._tables = None
+
+    def post_parameter_update(self) -> None:  # noqa: D102
+        super().post_parameter_update()
+        self._tables = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the cached tables may hold an autograd graph, which cannot (and need not) be pickled
+        return {**super().__getstate__(), "_tables": None}
 
     @property
     def score_terms(self) -> tuple[str, ...]:

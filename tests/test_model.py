@@ -1,14 +1,16 @@
 """Scores of the VBKGC model against hand-computed values."""
 
+import io
 import itertools
 import logging
 
 import pytest
 import torch
+from pykeen.models import ERModel
 from torch.nn import functional
 
 from pykeen_vbkgc import VBKGC, EntityFeatures, save_features
-from pykeen_vbkgc import interaction as interaction_module
+from pykeen_vbkgc import kernels as interaction_module
 from pykeen_vbkgc.features import FeaturesFileError
 from pykeen_vbkgc.interaction import SCORE_TERMS
 from pykeen_vbkgc.representation import encode_twins
@@ -164,7 +166,7 @@ def test_compiled_kernels_equal_eager(tiny_factory, tiny_features, monkeypatch):
     monkeypatch.setattr(interaction_module, "_compiled", {})
     with torch.no_grad():
         compiled_hrt, compiled_t = model.score_hrt(hrt), model.score_t(hrt[:, :2])
-    assert interaction_module._compiled["score_indexed"] is not False
+    assert interaction_module._compiled["term_distances_forward_p1"] is not False
     assert interaction_module._compiled["pairwise_l1_distance"] is not False
     torch.testing.assert_close(compiled_hrt, eager_hrt, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(compiled_t, eager_t, rtol=1e-5, atol=1e-5)
@@ -270,3 +272,78 @@ def test_features_without_any_matching_label(tiny_factory, tmp_path):
         VBKGC(triples_factory=tiny_factory, features=tmp_path / "missing.safetensors")
     with pytest.raises(TypeError, match="features must be a tensor"):
         VBKGC(triples_factory=tiny_factory, features=[[1.0, 2.0]])
+
+
+def _mixed_batch(num_entities: int, num_rows: int = 60) -> torch.Tensor:
+    """Plain triples, tail-twins and head-twins negatives of a graph with two relations."""
+    generator = torch.Generator().manual_seed(4)
+    hrt = torch.randint(0, num_entities, (num_rows, 3), generator=generator)
+    hrt[:, 1] %= 2
+    replacements = torch.randint(0, num_entities, (num_rows,), generator=generator)
+    hrt[::3, 2] = encode_twins(hrt[::3, 2], replacements[::3], num_entities)
+    hrt[1::3, 0] = encode_twins(hrt[1::3, 0], replacements[1::3], num_entities)
+    return hrt
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_training_path_scores_and_gradients_equal_autograd(
+    tiny_factory, tiny_features, monkeypatch, compiled, p, normalize
+):
+    """The piece-table training path (hand-written backward) equals autograd through the generic interaction."""
+    monkeypatch.setattr(interaction_module, "_COMPILE_MIN_WORK", 0 if compiled else 10**15)
+    monkeypatch.setattr(interaction_module, "_compiled", {})
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        normalize=normalize,
+        normalize_relations=False,
+        random_seed=5,
+    )
+    hrt = _mixed_batch(model.num_entities)
+    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
+
+    def scores_and_gradients(score):
+        model.zero_grad()
+        scores = score(hrt)
+        (scores * weights).sum().backward()
+        return scores.detach(), [param.grad.clone() for param in model.parameters() if param.requires_grad]
+
+    fast, fast_gradients = scores_and_gradients(model.score_hrt)
+    # ERModel.score_hrt looks the pieces up through the TwinsViews and lets autograd differentiate the interaction
+    reference, reference_gradients = scores_and_gradients(lambda x: ERModel.score_hrt(model, x))
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    for fast_gradient, reference_gradient in zip(fast_gradients, reference_gradients, strict=True):
+        torch.testing.assert_close(fast_gradient, reference_gradient, rtol=1e-4, atol=1e-5)
+    if compiled and p in (1, 2):
+        assert interaction_module._compiled[f"term_distances_backward_p{p}"] is not False
+
+
+def test_entity_tables_are_shared_within_a_step(tiny_factory, tiny_features):
+    """Positives and negatives of one step share the projected table; backward and updates invalidate it."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    optimizer = torch.optim.Adam(model.get_grad_params(), lr=0.1)
+    hrt = _mixed_batch(model.num_entities)
+    first = model._entity_tables()
+    assert model._entity_tables() is first
+    # two sub-batches before one optimizer step: each backward consumes its own graph
+    for part in hrt.split(30):
+        model.score_hrt(part[:10]).sum().backward()
+        assert model._tables is None
+        model.score_hrt(part[10:]).sum().backward()
+    before = model._entity_tables()[2].detach().clone()
+    optimizer.step()
+    model.post_parameter_update()
+    assert model._tables is None
+    after = model._entity_tables()[2]
+    assert not torch.allclose(before, after.detach())
+    # the cache is not pickled (it may hold a graph); the reloaded model scores the same
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    reloaded = torch.load(buffer, weights_only=False)
+    assert reloaded._tables is None
+    torch.testing.assert_close(reloaded.score_hrt(hrt), model.score_hrt(hrt))
