@@ -89,6 +89,7 @@ class VBKGC(
         entity_initializer: Hint[Initializer] = xavier_uniform_,
         relation_initializer: Hint[Initializer] = xavier_uniform_,
         projection_bias: bool = False,
+        projection_lr_scale: float = 1.0,
         **kwargs,
     ) -> None:
         r"""Initialize VBKGC.
@@ -110,6 +111,11 @@ class VBKGC(
         :param entity_initializer: initializer of the structural entity embeddings
         :param relation_initializer: initializer of the relation embeddings
         :param projection_bias: whether the projection $\mathbf{W}$ has a bias
+        :param projection_lr_scale: a factor $s > 0$ on the learning rate of $\mathbf{W}$ under Adam-type optimizers.
+            $\mathbf{W}$ is shared by all entities and moves every step, so a smaller rate than the embeddings' can
+            help (see docs/results.md). Implemented as $\mathbf{W} = s \mathbf{V}$ with $\mathbf{V}$ the trained
+            parameter (initialised to $\mathbf{W}_0 / s$): Adam moves $\mathbf{V}$ by about the learning rate per
+            step whatever the gradient's scale, hence $\mathbf{W}$ by $s$ times that. (Plain SGD would see $s^2$.)
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
         if kwargs.get("random_seed") is not None:
@@ -118,7 +124,9 @@ class VBKGC(
         feature_tensor = _resolve_features(features=features, feature_dim=feature_dim, triples_factory=triples_factory)
         structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
         multimodal = TransformedRepresentation(
-            transformation=nn.Linear(feature_tensor.shape[1], embedding_dim, bias=projection_bias),
+            transformation=_ScaledLinear(
+                feature_tensor.shape[1], embedding_dim, bias=projection_bias, scale=projection_lr_scale
+            ),
             base=Embedding.from_pretrained(_FrozenFeatures(tensor=feature_tensor), trainable=False),
         )
         super().__init__(
@@ -204,6 +212,30 @@ class VBKGC(
     def score_terms(self) -> tuple[str, ...]:
         """Return the score terms summed by the interaction."""
         return self.interaction.score_terms
+
+
+class _ScaledLinear(nn.Linear):
+    r"""A linear layer $x \mapsto s V x$ whose parameters $V$ are stored divided by $s$ (a learning-rate scale)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, scale: float) -> None:
+        if not scale > 0:
+            raise ValueError(f"projection_lr_scale must be positive, got {scale}.")
+        self.scale = scale
+        super().__init__(in_features, out_features, bias=bias)
+
+    def reset_parameters(self) -> None:  # noqa: D102
+        super().reset_parameters()
+        with torch.no_grad():
+            # the effective weight s * V starts from nn.Linear's usual initialisation
+            for parameter in self.parameters():
+                parameter.div_(self.scale)
+
+    def forward(self, x: FloatTensor) -> FloatTensor:  # noqa: D102
+        bias = None if self.bias is None else self.bias * self.scale
+        return nn.functional.linear(x, self.weight * self.scale, bias)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"{super().extra_repr()}, scale={self.scale}"
 
 
 class _FrozenFeatures(PretrainedInitializer):

@@ -347,3 +347,36 @@ def test_entity_tables_are_shared_within_a_step(tiny_factory, tiny_features):
     reloaded = torch.load(buffer, weights_only=False)
     assert reloaded._tables is None
     torch.testing.assert_close(reloaded.score_hrt(hrt), model.score_hrt(hrt))
+
+
+def test_projection_lr_scale_slows_only_the_projection_under_adam(tiny_factory, tiny_features):
+    """W = s V: same initial scores; one Adam step moves W by s times as much, the embeddings equally."""
+    hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [4, 0, 5]])
+    steps = {}
+    for scale in (1.0, 0.1):
+        model = VBKGC(
+            triples_factory=tiny_factory,
+            features=tiny_features,
+            embedding_dim=4,
+            projection_lr_scale=scale,
+            random_seed=0,
+        )
+        modal = model.entity_representations[2].base.transformation
+        weight_before = (modal.weight * modal.scale).detach().clone()
+        structural_before = parameters(model)[0].clone()
+        initial = model.score_hrt(hrt).detach()
+        optimizer = torch.optim.Adam(model.get_grad_params(), lr=0.01)
+        model.score_hrt(hrt).sum().backward()
+        optimizer.step()
+        steps[scale] = (
+            initial,
+            (modal.weight * modal.scale).detach() - weight_before,
+            parameters(model)[0] - structural_before,
+        )
+    torch.testing.assert_close(steps[0.1][0], steps[1.0][0])
+    # Adam's first step is lr * sign(gradient) per coordinate: W moves by 0.01 resp. 0.001
+    torch.testing.assert_close(steps[1.0][1].abs(), torch.full_like(steps[1.0][1], 0.01), rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(steps[0.1][1], 0.1 * steps[1.0][1], rtol=1e-3, atol=1e-7)
+    torch.testing.assert_close(steps[0.1][2], steps[1.0][2])
+    with pytest.raises(ValueError, match="projection_lr_scale must be positive"):
+        VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, projection_lr_scale=0.0)
