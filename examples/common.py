@@ -133,13 +133,18 @@ class Budget:
     num_negatives: int = 16
     #: Adam's learning rate
     learning_rate: float = 1e-2
-    #: the margin of the VBKGC-type models (a sum of up to five TransE terms); 60 keeps the hinge of Eq. 15 active
-    #: (five random L1 terms of unit vectors in 128 dimensions sum to about 64), see docs/results.md
-    margin: float = 60.0
+    #: the margin of the VBKGC-type models (a sum of up to five TransE terms); with p = 2 and unit vectors a random
+    #: term is about 1.7, five about 8.7, so 10 keeps the hinge of Eq. 15 active (docs/results.md)
+    margin: float = 10.0
     #: the margin of TransE (a single TransE term)
     transe_margin: float = 12.0
     #: VBKGC's projection_lr_scale: the shared projection W learns 1000x slower than the embeddings (docs/results.md)
     projection_lr_scale: float = 1e-3
+    #: the norm p of VBKGC's TransE terms (TransE keeps PyKEEN's L1)
+    vbkgc_p: int = 2
+    #: whether VBKGC also L2-normalises its relation vectors (OpenKE's norm_flag, the model's default); with p = 2
+    #: this fixes the self-candidate's score (docs/results.md)
+    vbkgc_normalize_relations: bool = True
     #: the random seed
     seed: int = 0
     #: the batch size of the evaluation
@@ -187,8 +192,6 @@ def transe(label: str = "TransE") -> Setting:
 
 def vbkgc(label: str, sampler: str = "twins", **model_kwargs: Any) -> Setting:
     """Return a VBKGC setting; ``model_kwargs`` go to :class:`pykeen_vbkgc.VBKGC` (e.g. ``score_terms``)."""
-    # relations free, entities normalised (as PyKEEN's TransE): see docs/results.md, "Accuracy diagnosis"
-    model_kwargs.setdefault("normalize_relations", False)
     random_features = model_kwargs.pop("random_features", False)
     num_negatives = model_kwargs.pop("num_negatives", None)
     return Setting(
@@ -261,8 +264,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
     parser.add_argument(
         "--normalize-relations",
         action="store_true",
-        help="L2-normalise VBKGC's relation vectors too (OpenKE's norm_flag; default: entities only)",
+        help="L2-normalise VBKGC's relation vectors too (OpenKE's norm_flag; default: per dataset)",
     )
+    parser.add_argument("--vbkgc-p", type=int, choices=[1, 2], help="norm p of VBKGC's terms (default: per dataset)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, default=Path(default_output), help="output folder (%(default)s)")
     parser.add_argument(
@@ -302,6 +306,7 @@ def prepare(args: argparse.Namespace, argv: Sequence[str] | None = None, load: b
         "margin": args.margin,
         "transe_margin": args.transe_margin,
         "projection_lr_scale": args.projection_lr_scale,
+        "vbkgc_p": args.vbkgc_p,
         "evaluation_subset": args.evaluation_subset,
     }
     budget = dataclasses.replace(
@@ -355,7 +360,10 @@ def find_features(name: str, dataset: Dataset, features: Path | None) -> Path | 
 def _model_kwargs(setting: Setting, experiment: Experiment) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(embedding_dim=128, **setting.model_kwargs)
     if setting.model == "vbkgc":
-        kwargs.setdefault("projection_lr_scale", experiment.budget.projection_lr_scale)
+        budget = experiment.budget
+        kwargs.setdefault("projection_lr_scale", budget.projection_lr_scale)
+        kwargs.setdefault("scoring_fct_norm", budget.vbkgc_p)
+        kwargs.setdefault("normalize_relations", budget.vbkgc_normalize_relations)
         if setting.random_features or experiment.features is None:
             kwargs["features"] = None
             # random features of VisualBERT's width, or the width of the features they replace

@@ -10,7 +10,7 @@ The data flows through the modules in this order:
 1. :mod:`pykeen_vbkgc.encoders` turns entity texts and images into VisualBERT [CLS] features,
 2. :mod:`pykeen_vbkgc.features` stores them as a labelled features file,
 3. :mod:`pykeen_vbkgc.representation` and :mod:`pykeen_vbkgc.model` turn them into entity representations,
-4. :mod:`pykeen_vbkgc.interaction` scores triples with the five TransE terms,
+4. :mod:`pykeen_vbkgc.interaction` scores triples with the five TransE terms (fused by :mod:`pykeen_vbkgc.kernels`),
 5. :mod:`pykeen_vbkgc.sampler` makes (twins) negatives and :mod:`pykeen_vbkgc.loss` contrasts them.
 """
 

@@ -97,9 +97,9 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
 
     Scoring against all entities (``score_h``/``score_t``, e.g., in evaluation) avoids materialising five
     ``(batch, num_entities, d)`` difference tensors: for $p=1$ the sum of the five L1 norms is one L1 distance
-    between concatenated vectors, computed by :func:`pairwise_l1_distance`; for $p=2$ each term is a
-    :func:`torch.cdist`, which uses matrix products. For training batches, :meth:`score_rows` reads the normalised
-    pieces from one table built by :meth:`piece_table`, with a fused forward and a hand-written backward.
+    between concatenated vectors, computed by :func:`~pykeen_vbkgc.kernels.pairwise_l1_distance`; for $p=2$ each
+    term is a :func:`torch.cdist`, which uses matrix products. For training batches, :meth:`score_rows` reads the
+    normalised pieces from one table built by :meth:`piece_table`, with a fused forward and a hand-written backward.
     ---
     citation:
         author: Zhang

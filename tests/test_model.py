@@ -10,7 +10,7 @@ from pykeen.models import ERModel
 from torch.nn import functional
 
 from pykeen_vbkgc import VBKGC, EntityFeatures, save_features
-from pykeen_vbkgc import kernels as interaction_module
+from pykeen_vbkgc import kernels as kernels_module
 from pykeen_vbkgc.features import FeaturesFileError
 from pykeen_vbkgc.interaction import SCORE_TERMS
 from pykeen_vbkgc.representation import encode_twins
@@ -162,12 +162,12 @@ def test_compiled_kernels_equal_eager(tiny_factory, tiny_features, monkeypatch):
     hrt = torch.as_tensor([[h, r, t] for h in range(6) for r in range(2) for t in range(6)])
     with torch.no_grad():
         eager_hrt, eager_t = model.score_hrt(hrt), model.score_t(hrt[:, :2])
-    monkeypatch.setattr(interaction_module, "_COMPILE_MIN_WORK", 0)
-    monkeypatch.setattr(interaction_module, "_compiled", {})
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
     with torch.no_grad():
         compiled_hrt, compiled_t = model.score_hrt(hrt), model.score_t(hrt[:, :2])
-    assert interaction_module._compiled["term_distances_forward_p1"] is not False
-    assert interaction_module._compiled["pairwise_l1_distance"] is not False
+    assert kernels_module._compiled["term_distances_forward_p1"] is not False
+    assert kernels_module._compiled["pairwise_l1_distance"] is not False
     torch.testing.assert_close(compiled_hrt, eager_hrt, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(compiled_t, eager_t, rtol=1e-5, atol=1e-5)
     # gradients flow through the compiled training path
@@ -292,8 +292,8 @@ def test_training_path_scores_and_gradients_equal_autograd(
     tiny_factory, tiny_features, monkeypatch, compiled, p, normalize
 ):
     """The piece-table training path (hand-written backward) equals autograd through the generic interaction."""
-    monkeypatch.setattr(interaction_module, "_COMPILE_MIN_WORK", 0 if compiled else 10**15)
-    monkeypatch.setattr(interaction_module, "_compiled", {})
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0 if compiled else 10**15)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
     model = VBKGC(
         triples_factory=tiny_factory,
         features=tiny_features,
@@ -319,7 +319,7 @@ def test_training_path_scores_and_gradients_equal_autograd(
     for fast_gradient, reference_gradient in zip(fast_gradients, reference_gradients, strict=True):
         torch.testing.assert_close(fast_gradient, reference_gradient, rtol=1e-4, atol=1e-5)
     if compiled and p in (1, 2):
-        assert interaction_module._compiled[f"term_distances_backward_p{p}"] is not False
+        assert kernels_module._compiled[f"term_distances_backward_p{p}"] is not False
 
 
 def test_entity_tables_are_shared_within_a_step(tiny_factory, tiny_features):
