@@ -5,7 +5,8 @@ Run by hand (takes ~15-30 minutes on 2 CPU cores with the full FB15k-237 test se
     python benchmarks/speed.py --data ../shared/data/fb15k237 --output docs/speed.json
 
 Both models use d=128, 16 negatives per positive, batch size 2048, Adam, and the same evaluator settings
-(filtered rank-based evaluation of the test triples, both sides). Features are random (speed does not depend on
+(filtered rank-based evaluation of the test triples, both sides). Their epochs alternate (TransE, VBKGC, TransE,
+...), so that a drift of the machine's speed hits both. Features are random (speed does not depend on
 their values), of width 768 like VisualBERT's [CLS] state.
 """
 
@@ -42,42 +43,48 @@ def load(directory: Path) -> tuple[TriplesFactory, TriplesFactory, TriplesFactor
     )
 
 
-def measure(model, train, valid, test, *, sampler, epochs, batch_size, eval_batch_size, num_test) -> dict:
-    """Train for some epochs and evaluate once; return seconds per epoch and evaluation seconds."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loop = SLCWATrainingLoop(
+def make_loop(model, train, sampler) -> SLCWATrainingLoop:
+    """Return an sLCWA loop with Adam and 16 negatives per positive."""
+    return SLCWATrainingLoop(
         model=model,
         triples_factory=train,
-        optimizer=optimizer,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
         negative_sampler=sampler,
         negative_sampler_kwargs=dict(num_negs_per_pos=16),
     )
-    # one call per epoch: the first epoch includes one-time costs (torch.compile of the fused kernels)
-    epoch_seconds = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        # num_epochs counts in total: each call continues the previous one by exactly one epoch
-        loop.train(triples_factory=train, num_epochs=epoch, batch_size=batch_size, use_tqdm=False)
-        epoch_seconds.append(time.perf_counter() - start)
-    mapped = test.mapped_triples[:num_test]
-    evaluator = RankBasedEvaluator(filtered=True)
+
+
+def train_epoch(loop: SLCWATrainingLoop, train, epoch: int, batch_size: int) -> float:
+    """Train the loop for its ``epoch``-th epoch; return the seconds it took."""
     start = time.perf_counter()
-    results = evaluator.evaluate(
+    # num_epochs counts in total: each call continues the previous one by exactly one epoch
+    loop.train(triples_factory=train, num_epochs=epoch, batch_size=batch_size, use_tqdm=False)
+    return time.perf_counter() - start
+
+
+def evaluate(model, train, valid, mapped, eval_batch_size) -> tuple[float, float]:
+    """Run the filtered evaluation; return its seconds and the MRR."""
+    start = time.perf_counter()
+    results = RankBasedEvaluator(filtered=True).evaluate(
         model=model,
         mapped_triples=mapped,
         additional_filter_triples=[train.mapped_triples, valid.mapped_triples],
         batch_size=eval_batch_size,
         use_tqdm=False,
     )
-    eval_seconds = time.perf_counter() - start
+    return time.perf_counter() - start, results.get_metric("both.realistic.inverse_harmonic_mean_rank")
+
+
+def summary(epoch_seconds: list[float], evaluation_seconds: float, mrr: float, num_test: int) -> dict:
+    """Summarise one model's timings; the first epoch (one-time costs such as torch.compile) is reported apart."""
     steady = epoch_seconds[1:] or epoch_seconds
     return dict(
         seconds_per_epoch=statistics.median(steady),
         first_epoch_seconds=epoch_seconds[0],
         epoch_seconds=epoch_seconds,
-        evaluation_seconds=eval_seconds,
-        num_test_triples=int(mapped.shape[0]),
-        mrr=results.get_metric("both.realistic.inverse_harmonic_mean_rank"),
+        evaluation_seconds=evaluation_seconds,
+        num_test_triples=num_test,
+        mrr=mrr,
     )
 
 
@@ -96,23 +103,35 @@ def main() -> None:
 
     train, valid, test = load(args.data)
     num_test = args.num_test or test.num_triples
-    common = dict(
-        epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, num_test=num_test
-    )
     torch.manual_seed(0)
-    transe = TransE(triples_factory=train, embedding_dim=128, random_seed=0)
-    transe_result = measure(transe, train, valid, test, sampler="basic", **common)
-    print("TransE", transe_result, flush=True)
-    vbkgc = VBKGC(
-        triples_factory=train,
-        features=torch.randn(train.num_entities, args.feature_dim),
-        embedding_dim=128,
-        scoring_fct_norm=args.scoring_fct_norm,
-        loss=MeanMarginRankingLoss(margin=6.0),
-        random_seed=0,
-    )
-    vbkgc_result = measure(vbkgc, train, valid, test, sampler=TwinsNegativeSampler, **common)
-    print("VBKGC+twins", vbkgc_result, flush=True)
+    models = {
+        "transe": TransE(triples_factory=train, embedding_dim=128, random_seed=0),
+        "vbkgc_twins": VBKGC(
+            triples_factory=train,
+            features=torch.randn(train.num_entities, args.feature_dim),
+            embedding_dim=128,
+            scoring_fct_norm=args.scoring_fct_norm,
+            loss=MeanMarginRankingLoss(margin=6.0),
+            random_seed=0,
+        ),
+    }
+    loops = {
+        "transe": make_loop(models["transe"], train, "basic"),
+        "vbkgc_twins": make_loop(models["vbkgc_twins"], train, TwinsNegativeSampler),
+    }
+    # the two models alternate epoch by epoch, so that both see the same state of a machine whose speed drifts
+    epoch_seconds = {name: [] for name in models}
+    for epoch in range(1, args.epochs + 1):
+        for name, loop in loops.items():
+            epoch_seconds[name].append(train_epoch(loop, train, epoch, args.batch_size))
+            print(name, "epoch", epoch, f"{epoch_seconds[name][-1]:.2f} s", flush=True)
+    mapped = test.mapped_triples[:num_test]
+    results = {}
+    for name, model in models.items():
+        seconds, mrr = evaluate(model, train, valid, mapped, args.eval_batch_size)
+        results[name] = summary(epoch_seconds[name], seconds, mrr, int(mapped.shape[0]))
+        print(name, results[name], flush=True)
+    transe_result, vbkgc_result = results["transe"], results["vbkgc_twins"]
     report = dict(
         date=time.strftime("%Y-%m-%d"),
         machine=f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
