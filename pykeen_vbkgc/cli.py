@@ -88,7 +88,25 @@ def dataset_options(command):
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True)
+# defaults: the settings that worked best with text features on WN9 and FB15k-237 (docs/results.md); the model's own
+# defaults are the paper's (p = 1, full projection learning rate)
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Margin of Eq. 15; 10 keeps the hinge active for five L2 terms.",
+)
+@click.option(
+    "--scoring-fct-norm", type=click.Choice(["1", "2"]), default="2", show_default=True, help="The norm p of f."
+)
+@click.option(
+    "--projection-lr-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Factor on the learning rate of the projection W.",
+)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--score-terms", default="ss,mm,sm,ms,all", show_default=True, help="Comma separated subset.")
@@ -104,6 +122,8 @@ def train(
     embedding_dim: int,
     num_negatives: int,
     margin: float,
+    scoring_fct_norm: str,
+    projection_lr_scale: float,
     learning_rate: float,
     batch_size: int,
     score_terms: str,
@@ -128,7 +148,13 @@ def train(
     result = pipeline(
         dataset=dataset_instance,
         model="vbkgc",
-        model_kwargs=dict(features=features, embedding_dim=embedding_dim, score_terms=terms),
+        model_kwargs=dict(
+            features=features,
+            embedding_dim=embedding_dim,
+            score_terms=terms,
+            scoring_fct_norm=int(scoring_fct_norm),
+            projection_lr_scale=projection_lr_scale,
+        ),
         negative_sampler=sampler,
         negative_sampler_kwargs=dict(num_negs_per_pos=num_negatives),
         loss="meanmarginranking",
