@@ -46,8 +46,11 @@ def _compile_enabled() -> bool:
     return os.environ.get("PYKEEN_VBKGC_COMPILE", "1").lower() not in ("0", "false", "no")
 
 
-def run_fused(name: str, function: Callable, large: bool, *args):
-    """Run ``function``, compiled with :func:`torch.compile` if the work is ``large`` and compilation works."""
+def run_fused(name: str, function: Callable, large: bool, *args, fallback: Callable | None = None):
+    """Run ``function``, compiled with :func:`torch.compile` if the work is ``large`` and compilation works.
+
+    Otherwise run ``fallback`` (default: ``function`` itself) eagerly.
+    """
     if large:
         kernel = _compiled.get(name)
         if kernel is None:
@@ -58,7 +61,7 @@ def run_fused(name: str, function: Callable, large: bool, *args):
             except Exception as error:  # compilation fails for environmental reasons only, e.g., no C++ compiler
                 logger.warning(f"Using eager PyTorch; compiling {name} failed: {error}")
                 _compiled[name] = False
-    return function(*args)
+    return (fallback or function)(*args)
 
 
 def _fused_l1(x: FloatTensor, y: FloatTensor) -> FloatTensor:
@@ -79,10 +82,13 @@ def pairwise_l1_distance(x: FloatTensor, y: FloatTensor) -> FloatTensor:
     """
     large = x.shape[0] * y.shape[0] * x.shape[1] >= _COMPILE_MIN_WORK
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-    if large and not needs_grad and x.device.type == "cpu" and _compile_enabled():
-        distances = run_fused("pairwise_l1_distance", _fused_l1, True, x, y)
-        if distances is not None:
-            return distances
+    if large and not needs_grad and x.device.type == "cpu":
+        # never the eager broadcast: it would materialise (n, m, d)
+        return run_fused("pairwise_l1_distance", _fused_l1, True, x, y, fallback=_cdist_l1)
+    return _cdist_l1(x, y)
+
+
+def _cdist_l1(x: FloatTensor, y: FloatTensor) -> FloatTensor:
     return torch.cdist(x, y, p=1)
 
 

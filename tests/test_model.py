@@ -380,3 +380,21 @@ def test_projection_lr_scale_slows_only_the_projection_under_adam(tiny_factory, 
     torch.testing.assert_close(steps[0.1][2], steps[1.0][2])
     with pytest.raises(ValueError, match="projection_lr_scale must be positive"):
         VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, projection_lr_scale=0.0)
+
+
+def test_pairwise_l1_falls_back_to_cdist_when_compilation_fails(monkeypatch):
+    """Without a compiler the evaluation kernel must not fall back to the memory-hungry broadcast."""
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
+
+    def broken_compile(function, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(kernels_module, "_fused_l1", lambda x, y: pytest.fail("eager broadcast used"))
+    x, y = torch.randn(5, 7), torch.randn(9, 7)
+    torch.testing.assert_close(kernels_module.pairwise_l1_distance(x, y), torch.cdist(x, y, p=1))
+    assert kernels_module._compiled["pairwise_l1_distance"] is False
