@@ -30,6 +30,7 @@ from torch.nn import functional
 import pykeen_vbkgc  # noqa: F401  (registers the components)
 from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, TwinsNegativeSampler
 from pykeen_vbkgc.features import load_features
+from pykeen_vbkgc.interaction import stack_pieces
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "examples"))
@@ -59,9 +60,8 @@ def diagnose(model: VBKGC, triples: torch.Tensor) -> dict:
         relations = functional.normalize(relations, dim=-1)
 
     def pieces(entities):
-        stacked = [structural[entities], structural[entities], multimodal[entities]]
-        stacked.append(structural[entities] + multimodal[entities])
-        return [functional.normalize(x, dim=-1) if interaction.normalize else x for x in stacked]
+        entity = (structural[entities], structural[entities], multimodal[entities])
+        return stack_pieces(entity, normalize=interaction.normalize).unbind(dim=-2)
 
     heads, tails, r = pieces(triples[:, 0]), pieces(triples[:, 2]), relations[triples[:, 1]]
     terms = {}
