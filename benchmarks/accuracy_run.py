@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--projection-lr-scale", type=float, default=1.0)
     parser.add_argument("--projection-bias", action="store_true")
     parser.add_argument("--features", choices=["minilm", "whitened", "random"], default="minilm")
+    parser.add_argument("--features-file", type=Path, help="a features file instead of the default MiniLM one")
     parser.add_argument("--evaluation-subset", type=int, help="evaluate a fixed random subset of the test triples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -115,7 +116,7 @@ def main() -> None:
     else:
         features = None
         if args.features != "random":
-            features = load_features(common.DEFAULT_FEATURES[args.dataset])
+            features = load_features(args.features_file or common.DEFAULT_FEATURES[args.dataset])
             if args.features == "whitened":
                 features = dataclasses.replace(features, vectors=whiten(features.vectors))
         model = VBKGC(
