@@ -225,8 +225,6 @@ class Experiment:
     #: a folder of finished rows, by configuration; rows are reused across scripts (e.g. Table 2's VBKGC+Normal is
     #: Table 3's Normal and Table 4's VBKGC); None disables it
     cache: Path | None = None
-    #: L2-normalise VBKGC's relation vectors, too (OpenKE-style); the examples default to False
-    normalize_relations: bool = False
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -> argparse.ArgumentParser:
@@ -263,8 +261,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
     )
     parser.add_argument(
         "--normalize-relations",
-        action="store_true",
-        help="L2-normalise VBKGC's relation vectors too (OpenKE's norm_flag; default: per dataset)",
+        action=argparse.BooleanOptionalAction,
+        help="whether VBKGC L2-normalises its relation vectors too (OpenKE's norm_flag; default: per dataset)",
     )
     parser.add_argument("--vbkgc-p", type=int, choices=[1, 2], help="norm p of VBKGC's terms (default: per dataset)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -307,6 +305,7 @@ def prepare(args: argparse.Namespace, argv: Sequence[str] | None = None, load: b
         "transe_margin": args.transe_margin,
         "projection_lr_scale": args.projection_lr_scale,
         "vbkgc_p": args.vbkgc_p,
+        "vbkgc_normalize_relations": args.normalize_relations,
         "evaluation_subset": args.evaluation_subset,
     }
     budget = dataclasses.replace(
@@ -324,7 +323,6 @@ def prepare(args: argparse.Namespace, argv: Sequence[str] | None = None, load: b
         output=args.output,
         quick=args.quick,
         cache=args.cache,
-        normalize_relations=args.normalize_relations,
     )
 
 
@@ -392,8 +390,6 @@ def _cache_path(setting: Setting, experiment: Experiment) -> Path | None:
 
 def run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
     """Train and evaluate one setting (or reuse its cached row); return its result row (see :data:`COLUMNS`)."""
-    if experiment.normalize_relations and setting.model == "vbkgc":
-        setting = dataclasses.replace(setting, model_kwargs={**setting.model_kwargs, "normalize_relations": True})
     cache = _cache_path(setting, experiment)
     if cache is not None and cache.is_file():
         logger.warning(f"Reusing {cache} for {setting.label}")
