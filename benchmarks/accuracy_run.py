@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--normalize-relations", action="store_true", help="VBKGC: L2-normalise relations too")
     parser.add_argument("--projection-lr-scale", type=float, default=1.0)
     parser.add_argument("--projection-bias", action="store_true")
+    parser.add_argument("--score-terms", default=None, help="VBKGC: a subset of ss,mm,sm,ms,all")
+    parser.add_argument("--term-weights", default=None, help="VBKGC: e.g. mm=0.1,sm=0.3")
     parser.add_argument("--features", choices=["minilm", "whitened", "random"], default="minilm")
     parser.add_argument("--features-file", type=Path, help="a features file instead of the default MiniLM one")
     parser.add_argument("--evaluation-subset", type=int, help="evaluate a fixed random subset of the test triples")
@@ -127,6 +129,8 @@ def main() -> None:
             normalize_relations=args.normalize_relations,
             projection_lr_scale=args.projection_lr_scale,
             projection_bias=args.projection_bias,
+            score_terms=args.score_terms,
+            term_weights=args.term_weights,
             loss=loss,
             random_seed=args.seed,
         )

@@ -39,6 +39,7 @@ from pykeen.datasets.base import Dataset
 from pykeen.pipeline import pipeline
 
 import pykeen_vbkgc  # noqa: F401  (registers the model, sampler, loss and datasets)
+from pykeen_vbkgc.defaults import BEST
 
 __all__ = [
     "DATASETS",
@@ -123,28 +124,29 @@ PAPER: Mapping[str, Mapping[str, Mapping[str, float]]] = {
 
 @dataclasses.dataclass
 class Budget:
-    """The training budget shared by all rows of one experiment (same for every model)."""
+    """The training budget shared by all rows of one experiment (same for every model).
+
+    The VBKGC settings default to :data:`pykeen_vbkgc.defaults.BEST` (see docs/results.md).
+    """
 
     #: the number of training epochs
     epochs: int = 100
     #: the training batch size (positives per batch)
-    batch_size: int = 1024
+    batch_size: int = BEST.batch_size
     #: the number of negatives per positive, k
-    num_negatives: int = 16
+    num_negatives: int = BEST.num_negatives
     #: Adam's learning rate
-    learning_rate: float = 1e-2
-    #: the margin of the VBKGC-type models (a sum of up to five TransE terms); with p = 2 and unit vectors a random
-    #: term is about 1.7, five about 8.7, so 10 keeps the hinge of Eq. 15 active (docs/results.md)
-    margin: float = 10.0
+    learning_rate: float = BEST.learning_rate
+    #: the margin of the VBKGC-type models (a sum of up to five TransE terms)
+    margin: float = BEST.margin
     #: the margin of TransE (a single TransE term)
     transe_margin: float = 12.0
-    #: VBKGC's projection_lr_scale: the shared projection W learns 1000x slower than the embeddings (docs/results.md)
-    projection_lr_scale: float = 1e-3
+    #: VBKGC's projection_lr_scale
+    projection_lr_scale: float = BEST.projection_lr_scale
     #: the norm p of VBKGC's TransE terms (TransE keeps PyKEEN's L1)
-    vbkgc_p: int = 2
-    #: whether VBKGC also L2-normalises its relation vectors (OpenKE's norm_flag, the model's default); with p = 2
-    #: this fixes the self-candidate's score (docs/results.md)
-    vbkgc_normalize_relations: bool = True
+    vbkgc_p: int = BEST.scoring_fct_norm
+    #: whether VBKGC also L2-normalises its relation vectors
+    vbkgc_normalize_relations: bool = BEST.normalize_relations
     #: the random seed
     seed: int = 0
     #: the batch size of the evaluation
@@ -356,14 +358,14 @@ def find_features(name: str, dataset: Dataset, features: Path | None) -> Path | 
 
 
 def _model_kwargs(setting: Setting, experiment: Experiment) -> dict[str, Any]:
-    kwargs: dict[str, Any] = dict(embedding_dim=128, **setting.model_kwargs)
+    kwargs: dict[str, Any] = dict(embedding_dim=BEST.embedding_dim, **setting.model_kwargs)
     if setting.model == "vbkgc":
         budget = experiment.budget
         kwargs.setdefault("projection_lr_scale", budget.projection_lr_scale)
         kwargs.setdefault("scoring_fct_norm", budget.vbkgc_p)
         kwargs.setdefault("normalize_relations", budget.vbkgc_normalize_relations)
         if setting.random_features or experiment.features is None:
-            kwargs["features"] = None
+            kwargs["features"] = "random"
             # random features of VisualBERT's width, or the width of the features they replace
             kwargs.setdefault("feature_dim", 64 if experiment.dataset_name == "nations" else 768)
         else:

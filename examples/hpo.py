@@ -123,10 +123,9 @@ def main(
     model_kwargs: dict[str, object] = {}
     if features is not None:
         model_kwargs["features"] = str(features)
-    elif getattr(dataset_instance, "has_features", False):
-        model_kwargs["features"] = str(dataset_instance.features_path)
-    else:
-        model_kwargs.update(features=None, feature_dim=64)  # random features (ablation "w/o VisualBERT")
+    elif not getattr(dataset_instance, "has_features", False):
+        # random features (ablation "w/o VisualBERT"); with features, the dataset hands them to the model itself
+        model_kwargs.update(features="random", feature_dim=64)
     click.echo(
         f"study {study_name!r} in {shown_storage}: {n_trials} trials of VBKGC+twins on {dataset}, {epochs} epochs, "
         f"batch sizes {batch_sizes} (= {list(numbers_of_batches)} batches per epoch)",

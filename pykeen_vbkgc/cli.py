@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .defaults import BEST, PRESETS, Preset, get_preset
 from .encoders.cli import encode, merge_features
 
 if TYPE_CHECKING:
@@ -18,6 +21,7 @@ __all__ = [
     "dataset_options",
     "load_dataset_and_features",
     "main",
+    "settings_options",
 ]
 
 #: the metrics printed after training (filtered, realistic ranks)
@@ -37,26 +41,33 @@ main.add_command(merge_features)
 def load_dataset_and_features(
     dataset: str, dataset_directory: Path | None, features: Path | None
 ) -> tuple[Dataset, Path | None]:
-    """Load a dataset by name for a command; default the features to the dataset's own file, if it has one.
+    """Load a dataset by name for a command and check an explicit features file.
+
+    Without ``features``, the multimodal datasets hand their own features file to the model (see
+    :mod:`pykeen_vbkgc.datasets`); other datasets leave the model with random features, which it reports as a
+    warning.
 
     :param dataset: a PyKEEN dataset name
     :param dataset_directory: a local data directory, passed as ``directory=``
     :param features: an explicit features file, or None
-    :return: the dataset and the features file to use (None means random features)
+    :return: the dataset and the features file that the model will use (None means random features)
     :raises click.ClickException: if the dataset cannot be loaded
     :raises click.BadParameter: if the features file does not exist
     """
     from pykeen.datasets import get_dataset
+
+    from .features import FEATURES_METADATA_KEY
 
     dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
     try:
         dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
     except (KeyError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
-    if features is None and getattr(dataset_instance, "has_features", False):
-        features = dataset_instance.features_path
     if features is not None and not features.is_file():
         raise click.BadParameter(f"Features file not found: {features}", param_hint="--features")
+    if features is None:
+        own = dataset_instance.training.metadata.get(FEATURES_METADATA_KEY)
+        features = None if own is None else Path(own)
     return dataset_instance, features
 
 
@@ -72,7 +83,7 @@ def dataset_options(command):
                 "--features",
                 type=click.Path(dir_okay=False, path_type=Path),
                 help="A features file; defaults to the dataset's own (if it has one), else random features "
-                "(ablation S1).",
+                "(ablation S1, with a warning).",
             ),
             click.option(
                 "--sampler", type=click.Choice(["twins", "basic", "bernoulli"]), default="twins", show_default=True
@@ -83,32 +94,66 @@ def dataset_options(command):
     return command
 
 
+def settings_options(command):
+    """Add the options of the VBKGC settings and hand the command one ``settings`` :class:`Preset` instead.
+
+    Every option left out takes its value from ``--preset`` (:mod:`pykeen_vbkgc.defaults`), so that the commands
+    share the defaults of the Python model.
+    """
+    fields = ("embedding_dim", "num_negatives", "margin", "scoring_fct_norm", "normalize_relations")
+    fields += ("projection_lr_scale", "term_weights", "learning_rate", "batch_size")
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        preset = get_preset(kwargs.pop("preset"))
+        values = {field: kwargs.pop(field) for field in fields}
+        kwargs["settings"] = dataclasses.replace(preset, **{k: v for k, v in values.items() if v is not None})
+        return command(**kwargs)
+
+    positive = dict(type=click.FloatRange(min=0, min_open=True), default=None)
+    options = [
+        click.option(
+            "--preset",
+            type=click.Choice(sorted(PRESETS)),
+            default=BEST.name,
+            show_default=True,
+            help="Defaults of the options below: 'best' (best-known settings) or 'paper' (the paper's configuration).",
+        ),
+        click.option("--embedding-dim", type=click.IntRange(min=1), help=_from_preset("embedding_dim")),
+        click.option("--num-negatives", type=click.IntRange(min=1), help=_from_preset("num_negatives")),
+        click.option("--margin", **positive, help="Margin of Eq. 15. " + _from_preset("margin")),
+        click.option(
+            "--scoring-fct-norm", type=click.IntRange(1, 2), help="Norm p of f. " + _from_preset("scoring_fct_norm")
+        ),
+        click.option(
+            "--normalize-relations/--no-normalize-relations",
+            default=None,
+            help="L2-normalise relation vectors. " + _from_preset("normalize_relations"),
+        ),
+        click.option(
+            "--projection-lr-scale",
+            **positive,
+            help="Factor on the learning rate of the projection W. " + _from_preset("projection_lr_scale"),
+        ),
+        click.option(
+            "--term-weights", help="Weights of the score terms, e.g. mm=0.1,all=0.5. " + _from_preset("term_weights")
+        ),
+        click.option("--learning-rate", **positive, help="Adam's learning rate. " + _from_preset("learning_rate")),
+        click.option("--batch-size", type=click.IntRange(min=1), help=_from_preset("batch_size")),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _from_preset(field: str) -> str:
+    return "Default: from --preset (" + ", ".join(f"{p.name}: {getattr(p, field)}" for p in PRESETS.values()) + ")."
+
+
 @main.command()
 @dataset_options
+@settings_options
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)
-# defaults: the settings that worked best with text features on WN9 and FB15k-237 (docs/results.md); the model's own
-# defaults are the paper's (p = 1, full projection learning rate)
-@click.option(
-    "--margin",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Margin of Eq. 15; 10 keeps the hinge active for five L2 terms.",
-)
-@click.option(
-    "--scoring-fct-norm", type=click.Choice(["1", "2"]), default="2", show_default=True, help="The norm p of f."
-)
-@click.option(
-    "--projection-lr-scale",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1e-3,
-    show_default=True,
-    help="Factor on the learning rate of the projection W.",
-)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--score-terms", default="ss,mm,sm,ms,all", show_default=True, help="Comma separated subset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="e.g. cpu or cuda; default: cuda if available")
@@ -118,14 +163,8 @@ def train(
     dataset_directory: Path | None,
     features: Path | None,
     sampler: str,
+    settings: Preset,
     epochs: int,
-    embedding_dim: int,
-    num_negatives: int,
-    margin: float,
-    scoring_fct_norm: str,
-    projection_lr_scale: float,
-    learning_rate: float,
-    batch_size: int,
     score_terms: str,
     seed: int,
     device: str | None,
@@ -148,20 +187,9 @@ def train(
     result = pipeline(
         dataset=dataset_instance,
         model="vbkgc",
-        model_kwargs=dict(
-            features=features,
-            embedding_dim=embedding_dim,
-            score_terms=terms,
-            scoring_fct_norm=int(scoring_fct_norm),
-            projection_lr_scale=projection_lr_scale,
-        ),
         negative_sampler=sampler,
-        negative_sampler_kwargs=dict(num_negs_per_pos=num_negatives),
-        loss="meanmarginranking",
-        loss_kwargs=dict(margin=margin),
-        optimizer="adam",
-        optimizer_kwargs=dict(lr=learning_rate),
-        training_kwargs=dict(num_epochs=epochs, batch_size=batch_size),
+        **settings.pipeline_kwargs(model_kwargs=dict(features=features, score_terms=terms)),
+        epochs=epochs,
         evaluator_kwargs=dict(batch_size=256),
         random_seed=seed,
         device=device,

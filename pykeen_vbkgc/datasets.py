@@ -44,7 +44,7 @@ from pykeen.triples.triples_factory import create_entity_mapping, create_relatio
 from pykeen.triples.utils import load_triples
 from pystow.utils import download
 
-from .features import EntityFeatures, load_features
+from .features import FEATURES_METADATA_KEY, EntityFeatures, load_features
 
 __all__ = [
     "FB15K237_DIRECTORY_ENV",
@@ -75,6 +75,8 @@ WN9_IMAGES_ENV = "PYKEEN_VBKGC_WN9_IMAGES"
 CHECKSUMS_FILE = "SHA256SUMS"
 #: the name of the features file looked up in the dataset directory and the cache
 FEATURES_FILE = "features.safetensors"
+#: other features files that are used when the directory has exactly one of them and no ``features.safetensors``
+FEATURES_VARIANT_PATTERN = "features.*.safetensors"
 #: file suffixes taken as images (compared case-insensitively)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
 SPLIT_FILES = ("train.txt", "valid.txt", "test.txt")
@@ -336,11 +338,12 @@ class MultimodalDataset(LazyDataset):
         entity_to_id = create_entity_mapping(everything)
         relation_to_id = create_relation_mapping(set(everything[:, 1]))
         kwargs = dict(entity_to_id=entity_to_id, relation_to_id=relation_to_id)
+        metadata = {"path": str(self.directory / SPLIT_FILES[0])}
+        if self.has_features:
+            # VBKGC reads its features from here when it is given none (see pykeen_vbkgc.model)
+            metadata[FEATURES_METADATA_KEY] = str(self.features_path.resolve())
         self._training = TriplesFactory.from_labeled_triples(
-            training,
-            create_inverse_triples=self._create_inverse_triples,
-            metadata={"path": str(self.directory / SPLIT_FILES[0])},
-            **kwargs,
+            training, create_inverse_triples=self._create_inverse_triples, metadata=metadata, **kwargs
         )
         self._validation = TriplesFactory.from_labeled_triples(
             validation, metadata={"path": str(self.directory / SPLIT_FILES[1])}, **kwargs
@@ -422,14 +425,25 @@ class MultimodalDataset(LazyDataset):
     def features_path(self) -> pathlib.Path:
         """The features file to hand to the model, e.g. ``model_kwargs=dict(features=dataset.features_path)``.
 
-        The explicit ``features_path``, else ``features.safetensors`` in the data directory if present, else in the
-        cache directory of this dataset, where the encoder should write it. The file need not exist yet.
+        The explicit ``features_path``, else ``features.safetensors`` in the data directory if present, else the
+        only ``features.*.safetensors`` there (e.g. ``features.minilm.safetensors``), else ``features.safetensors``
+        in the cache directory of this dataset, where the encoder should write it. The file need not exist yet.
+        The training triples carry the path in their metadata when the file exists, so that
+        :class:`~pykeen_vbkgc.VBKGC` uses it by default.
         """
         if self._explicit_features_path is not None:
             return self._explicit_features_path
         in_directory = self.directory / FEATURES_FILE
         if in_directory.is_file():
             return in_directory
+        variants = sorted(self.directory.glob(FEATURES_VARIANT_PATTERN))
+        if len(variants) == 1:
+            return variants[0]
+        if len(variants) > 1:
+            logger.warning(
+                f"{self.directory} has several features files ({', '.join(v.name for v in variants)}); none is used "
+                f"by default. Pass features_path= to the dataset, or name one {FEATURES_FILE}."
+            )
         return self.cache_root / FEATURES_FILE
 
     @property

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "FEATURES_METADATA_KEY",
     "FORMAT_NAME",
     "AlignedFeatures",
     "EntityFeatures",
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "pykeen-vbkgc-features"
 #: the version of the layout; bump it on incompatible changes
 FORMAT_VERSION = "1"
+#: the key under which a dataset stores its features file in the training triples' ``metadata``; VBKGC reads it
+#: when it is given no features
+FEATURES_METADATA_KEY = "vbkgc_features"
 #: metadata keys that the file layout itself owns
 _RESERVED_KEYS = frozenset({"format", "format_version", "labels", "num_entities", "dim"})
 

@@ -2,7 +2,8 @@ r"""The VBKGC interaction: five TransE terms over structural and multimodal enti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 import torch
@@ -16,6 +17,7 @@ __all__ = [
     "SCORE_TERMS",
     "VBKGCInteraction",
     "normalize_score_terms",
+    "normalize_term_weights",
     "stack_pieces",
 ]
 
@@ -47,6 +49,42 @@ def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str,
     return tuple(term for term in SCORE_TERMS if term in selected)
 
 
+def normalize_term_weights(
+    term_weights: Mapping[str, float] | str | None, score_terms: Sequence[str]
+) -> tuple[float, ...]:
+    """Validate per-term weights.
+
+    :param term_weights: a weight per score term, as a mapping or a string such as ``"mm=0.5,all=2"``; terms that
+        are not mentioned weigh 1. ``None`` weighs every term 1 (the paper's unweighted sum).
+    :param score_terms: the selected score terms, see :func:`normalize_score_terms`
+    :return: one weight per selected term, in the order of ``score_terms``
+    :raises ValueError: for a term that is not selected, a negative or non-finite weight, or all weights zero
+    """
+    if term_weights is None:
+        return (1.0,) * len(score_terms)
+    if isinstance(term_weights, str):
+        try:
+            term_weights = {
+                key.strip().lower(): float(value)
+                for key, value in (item.split("=") for item in term_weights.split(",") if item.strip())
+            }
+        except ValueError:
+            raise ValueError(
+                f"term_weights must look like 'mm=0.5,all=2' (term=weight, comma separated), got {term_weights!r}."
+            ) from None
+    unknown = set(term_weights).difference(score_terms)
+    if unknown:
+        raise ValueError(
+            f"term_weights names term(s) {sorted(unknown)} that are not scored; scored: {list(score_terms)}."
+        )
+    weights = tuple(float(term_weights.get(term, 1.0)) for term in score_terms)
+    if not all(math.isfinite(weight) and weight >= 0 for weight in weights):
+        raise ValueError(f"term_weights must be finite and non-negative, got {dict(zip(score_terms, weights))}.")
+    if not any(weights):
+        raise ValueError("term_weights must not all be zero.")
+    return weights
+
+
 def stack_pieces(entity: EntityRepresentation, normalize: bool) -> FloatTensor:
     r"""Stack the four vectors that can be an argument of a TransE term of VBKGC.
 
@@ -61,12 +99,19 @@ def stack_pieces(entity: EntityRepresentation, normalize: bool) -> FloatTensor:
 
 
 def _term_sum(
-    h: FloatTensor, r: FloatTensor, t: FloatTensor, head_pieces: Sequence[int], tail_pieces: Sequence[int], p: float
+    h: FloatTensor,
+    r: FloatTensor,
+    t: FloatTensor,
+    head_pieces: Sequence[int],
+    tail_pieces: Sequence[int],
+    p: float,
+    weights: Sequence[float],
 ) -> FloatTensor:
-    """Sum the negative TransE terms, given broadcastable pieces ``(*, 4, d)`` and relations ``(*, d)``."""
+    """Sum the weighted negative TransE terms, given broadcastable pieces ``(*, 4, d)`` and relations ``(*, d)``."""
     # unbind, not index: indexing would zero-fill a (*, 4, d) gradient per term in backward
     h, t = h.unbind(dim=-2), t.unbind(dim=-2)
-    return -sum(torch.linalg.vector_norm(h[i] + r - t[j], ord=p, dim=-1) for i, j in zip(head_pieces, tail_pieces))
+    distances = (torch.linalg.vector_norm(h[i] + r - t[j], ord=p, dim=-1) for i, j in zip(head_pieces, tail_pieces))
+    return -sum(distance if weight == 1 else weight * distance for distance, weight in zip(distances, weights))
 
 
 class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepresentation]):
@@ -84,11 +129,13 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             + \underbrace{f(\mathbf{h}_m, \mathbf{r}, \mathbf{t}_s)}_{ms}
             + \underbrace{f(\mathbf{h}_s + \mathbf{h}_m, \mathbf{r}, \mathbf{t}_s + \mathbf{t}_m)}_{all}
 
-    ``score_terms`` selects any non-empty subset (the ablations S2-S5 of Table 4). With ``normalize=True`` (the
-    default, as OpenKE's ``norm_flag`` in the reference code), every entity argument of $f$ is L2-normalised before
-    the distance: $\mathbf{h}_s$, $\mathbf{h}_m$ and the sum $\mathbf{h}_s + \mathbf{h}_m$ (the same for the tail).
-    ``normalize_relations`` decides whether $\mathbf{r}$ is L2-normalised, too (OpenKE does; PyKEEN's TransE does
-    not); by default it follows ``normalize``.
+    ``score_terms`` selects any non-empty subset (the ablations S2-S5 of Table 4), and ``term_weights`` weighs the
+    selected terms, $F = \sum_j w_j f_j$ (an option beyond the paper, whose sum is unweighted). With
+    ``normalize=True`` (the default, as OpenKE's ``norm_flag`` in the reference code), every entity argument of $f$
+    is L2-normalised before the distance: $\mathbf{h}_s$, $\mathbf{h}_m$ and the sum $\mathbf{h}_s + \mathbf{h}_m$
+    (the same for the tail). ``normalize_relations`` decides whether $\mathbf{r}$ is L2-normalised, too (OpenKE
+    does; PyKEEN's TransE does not); by default it follows ``normalize``. :class:`~pykeen_vbkgc.VBKGC` passes its
+    own defaults (:mod:`pykeen_vbkgc.defaults`).
 
     Each entity is given as a triple ``(e_s, e_s_original, e_m)``. The unimodal terms ($ss$, $mm$) use ``e_s``
     and ``e_m``; the cross-modal terms ($sm$, $ms$, $all$) use ``e_s_original`` and ``e_m``. For ordinary triples
@@ -119,6 +166,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         normalize: bool = True,
         score_terms: str | Iterable[str] | None = None,
         normalize_relations: bool | None = None,
+        term_weights: Mapping[str, float] | str | None = None,
     ) -> None:
         """Initialize the interaction.
 
@@ -127,6 +175,8 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         :param score_terms: the score terms to sum, a non-empty subset of ``("ss", "mm", "sm", "ms", "all")``;
             defaults to all five
         :param normalize_relations: whether to L2-normalise the relation vector, too; ``None`` follows ``normalize``
+        :param term_weights: a non-negative weight per score term (see :func:`normalize_term_weights`); default:
+            all 1
         """
         super().__init__()
         if p < 1:
@@ -137,6 +187,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         self.score_terms = normalize_score_terms(score_terms)
         self.head_pieces = tuple(self.HEAD_PIECE[term] for term in self.score_terms)
         self.tail_pieces = tuple(self.TAIL_PIECE[term] for term in self.score_terms)
+        self.term_weights = normalize_term_weights(term_weights, self.score_terms)
 
     def forward(self, h: EntityRepresentation, r: FloatTensor, t: EntityRepresentation) -> FloatTensor:
         """Evaluate the interaction function.
@@ -163,7 +214,9 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             if h_shape[0] == r_shape[1] == t_shape[1] == 1 and r_shape[0] == t_shape[0]:
                 queries = t[:, 0, self.tail_pieces] - r[:, 0, None]
                 return -self._pairwise_distance(queries, h[0, :, self.head_pieces])
-        return _term_sum(h, r, t, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p)
+        return _term_sum(
+            h, r, t, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p, weights=self.term_weights
+        )
 
     def piece_table(self, structural: FloatTensor, multimodal: FloatTensor) -> FloatTensor:
         r"""Stack the (normalised) pieces of plain entities into one table for :meth:`score_rows`.
@@ -222,11 +275,17 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             p=self.p,
             extra=twins_sums,
             extra_piece=3,
+            weights=self.term_weights,
         )
 
     def _pairwise_distance(self, queries: FloatTensor, candidates: FloatTensor) -> FloatTensor:
         """Sum the per-term distances between all queries (b, num_terms, d) and all candidates (n, num_terms, d)."""
+        weights = self.term_weights
         if self.p == 1:
-            # the sum of L1 norms is the L1 norm of the concatenation
+            # the sum of (weighted) L1 norms is the L1 norm of the concatenation (of the weighted vectors)
+            if any(weight != 1 for weight in weights):
+                scale = queries.new_tensor(weights).unsqueeze(dim=-1)
+                queries, candidates = queries * scale, candidates * scale
             return pairwise_l1_distance(queries.flatten(start_dim=1), candidates.flatten(start_dim=1))
-        return sum(torch.cdist(queries[:, i], candidates[:, i], p=self.p) for i in range(len(self.score_terms)))
+        distances = (torch.cdist(queries[:, i], candidates[:, i], p=self.p) for i in range(len(self.score_terms)))
+        return sum(distance if weight == 1 else weight * distance for distance, weight in zip(distances, weights))

@@ -113,25 +113,30 @@ def _norm(x: FloatTensor, p: float) -> FloatTensor:
     return x.abs().sum(dim=-1) if p == 1 else torch.linalg.vector_norm(x, ord=p, dim=-1)
 
 
-def _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p):
+def _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights):
     differences = _term_differences(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece)
-    return -sum(_norm(difference, p=p) for difference in differences)
+    return -sum(_weighted(_norm(difference, p=p), weight) for difference, weight in zip(differences, weights))
 
 
-def _backward_kernel(table, extra, r, h_index, t_index, grad, head_pieces, tail_pieces, extra_piece, p):
+def _weighted(x: FloatTensor, weight: float) -> FloatTensor:
+    # skip the multiplication for the (default) unit weight, so that unweighted scores stay bit-identical
+    return x if weight == 1 else x * weight
+
+
+def _backward_kernel(table, extra, r, h_index, t_index, grad, head_pieces, tail_pieces, extra_piece, p, weights):
     """Return the dense gradients of each row: per distinct head piece, per distinct tail piece, and for r."""
     heads, tails = sorted(set(head_pieces)), sorted(set(tail_pieces))
     grad_heads = [0] * len(heads)
     grad_tails = [0] * len(tails)
     grad_r = 0
     differences = _term_differences(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece)
-    for a, b, difference in zip(head_pieces, tail_pieces, differences, strict=True):
+    for a, b, difference, weight in zip(head_pieces, tail_pieces, differences, weights, strict=True):
         # d(-||x||_p)/dx for p = 1: -sign(x); for p = 2: -x / ||x|| (0 at x = 0, as autograd's subgradient)
         if p == 1:
             direction = difference.sign()
         else:
             direction = difference / _norm(difference, p=p).clamp_min(1e-12).unsqueeze(dim=-1)
-        direction = direction * -grad.unsqueeze(dim=-1)
+        direction = direction * -_weighted(grad, weight).unsqueeze(dim=-1)
         grad_heads[heads.index(a)] = grad_heads[heads.index(a)] + direction
         grad_tails[tails.index(b)] = grad_tails[tails.index(b)] - direction
         grad_r = grad_r + direction
@@ -142,9 +147,9 @@ class _TermDistances(torch.autograd.Function):
     r"""Autograd function of :func:`term_distances` (for $p \in \{1, 2\}$)."""
 
     @staticmethod
-    def forward(ctx, table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, large):
+    def forward(ctx, table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights, large):
         ctx.save_for_backward(table, extra, r, h_index, t_index)
-        ctx.settings = (head_pieces, tail_pieces, extra_piece, p)
+        ctx.settings = (head_pieces, tail_pieces, extra_piece, p, weights)
         ctx.large = large
         name = f"term_distances_forward_p{p}"
         return run_fused(name, _forward_kernel, large, table, extra, r, h_index, t_index, *ctx.settings)
@@ -152,7 +157,7 @@ class _TermDistances(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         table, extra, r, h_index, t_index = ctx.saved_tensors
-        head_pieces, tail_pieces, _, p = ctx.settings
+        head_pieces, tail_pieces, _, p, _ = ctx.settings
         heads, tails = sorted(set(head_pieces)), sorted(set(tail_pieces))
         # one buffer for the table and the extra rows; the two gradients are views of it
         num_rows, dim = table.shape[0] + (0 if extra is None else extra.shape[0]), table.shape[1]
@@ -182,7 +187,8 @@ class _TermDistances(torch.autograd.Function):
         grad_table = grad_extra = None
         if grad_rows is not None:
             grad_table, grad_extra = grad_rows[: table.shape[0]], grad_rows[table.shape[0] :]
-        return grad_table, grad_extra if extra is not None else None, grad_r, None, None, None, None, None, None, None
+        grad_extra = grad_extra if extra is not None else None
+        return grad_table, grad_extra, grad_r, None, None, None, None, None, None, None, None
 
 
 def term_distances(
@@ -195,10 +201,12 @@ def term_distances(
     p: float,
     extra: FloatTensor | None = None,
     extra_piece: int | None = None,
+    weights: Sequence[float] | None = None,
 ) -> FloatTensor:
     r"""Sum the negative TransE terms of rows whose entity arguments are rows of a table.
 
-    For row $i$ and each term $(a, b)$ this adds $-\|\mathbf{T}[H_{i,a}] + \mathbf{r}_i - \mathbf{T}[T_{i,b}]\|_p$,
+    For row $i$ and each term $(a, b)$ with weight $w$ this adds
+    $-w \|\mathbf{T}[H_{i,a}] + \mathbf{r}_i - \mathbf{T}[T_{i,b}]\|_p$,
     where $\mathbf{T}$ is the table and $H$, $T$ hold, per row, the table row of each piece of the head and the tail.
     Rows of one piece may instead come from a second table ``extra``: an index $m + j$ past the end of the table
     (of $m$ rows) means row $j$ of ``extra``, which spares concatenating the two.
@@ -212,17 +220,21 @@ def term_distances(
     :param p: the order of the norm
     :param extra: shape: (k, d); further rows for the piece ``extra_piece``
     :param extra_piece: the only piece whose index may point into ``extra``
+    :param weights: one non-negative weight per term; default: all 1
     :return: shape: (n,); the summed negative distances
     """
     head_pieces, tail_pieces = tuple(head_pieces), tuple(tail_pieces)
+    weights = (1.0,) * len(head_pieces) if weights is None else tuple(float(weight) for weight in weights)
     if extra is None:
         extra_piece = None
     # about eight element operations per term and dimension, forward and backward
     large = r.numel() * len(head_pieces) * 8 >= _COMPILE_MIN_WORK
     if p not in (1, 2):
         # generic p: let autograd differentiate the gathers and norms
-        return _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p)
-    return _TermDistances.apply(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, large)
+        return _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights)
+    return _TermDistances.apply(
+        table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights, large
+    )
 
 
 def _piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: bool) -> FloatTensor:

@@ -38,7 +38,7 @@ from a script's ``if __name__ == "__main__":`` block, not from an interactive se
 
     from pykeen_vbkgc.lightning import train_lightning
 
-    result = train_lightning(dataset="nations", model_kwargs=dict(features=None, feature_dim=64),
+    result = train_lightning(dataset="nations", model_kwargs=dict(features="random", feature_dim=64),
                              accelerator="cpu", devices=2, strategy="ddp", num_epochs=5)
     if result.trainer.is_global_zero:
         print(result.evaluate().get_metric("both.realistic.inverse_harmonic_mean_rank"))
@@ -68,7 +68,8 @@ from pykeen.triples import CoreTriplesFactory
 from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInstances, SLCWABatch
 from pykeen.typing import FloatTensor
 
-from .cli import dataset_options, load_dataset_and_features
+from .cli import dataset_options, load_dataset_and_features, settings_options
+from .defaults import BEST, Preset
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 
 try:
@@ -349,8 +350,8 @@ def train_lightning(
     model_kwargs: OptionalKwargs = None,
     negative_sampler: HintOrType[NegativeSampler] = "twins",
     negative_sampler_kwargs: OptionalKwargs = None,
-    batch_size: int = 256,
-    learning_rate: float = 1e-3,
+    batch_size: int = BEST.batch_size,
+    learning_rate: float = BEST.learning_rate,
     optimizer: HintOrType[torch.optim.Optimizer] = "adam",
     optimizer_kwargs: OptionalKwargs = None,
     num_epochs: int = 5,
@@ -442,13 +443,9 @@ REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hit
 
 @click.command()
 @dataset_options
+@settings_options
 @click.option("--feature-dim", type=click.IntRange(min=1), default=64, show_default=True, help="For random features.")
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Per device.")
 @click.option("--accelerator", default="auto", show_default=True, help="gpu, cpu or auto")
 @click.option("--devices", default="auto", show_default=True, help="e.g. 4, or auto")
 @click.option("--strategy", default="auto", show_default=True, help="e.g. ddp")
@@ -463,12 +460,8 @@ def main(
     features: Path | None,
     feature_dim: int,
     sampler: str,
+    settings: Preset,
     epochs: int,
-    embedding_dim: int,
-    num_negatives: int,
-    margin: float,
-    learning_rate: float,
-    batch_size: int,
     accelerator: str,
     devices: str,
     strategy: str,
@@ -478,7 +471,10 @@ def main(
     seed: int,
     output: Path | None,
 ) -> None:
-    """Train VBKGC with PyTorch Lightning (e.g., DDP on several GPUs), then evaluate on rank 0."""
+    """Train VBKGC with PyTorch Lightning (e.g., DDP on several GPUs), then evaluate on rank 0.
+
+    The batch size is per device.
+    """
     logging.basicConfig(level=logging.WARNING)
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     result = train_lightning(
@@ -487,15 +483,15 @@ def main(
         model_kwargs=dict(
             features=features,
             feature_dim=None if features is not None else feature_dim,
-            embedding_dim=embedding_dim,
+            **settings.model_kwargs(),
             loss="meanmarginranking",
-            loss_kwargs=dict(margin=margin),
+            loss_kwargs=dict(margin=settings.margin),
             random_seed=seed,
         ),
         negative_sampler=sampler,
-        negative_sampler_kwargs=dict(num_negs_per_pos=num_negatives),
-        batch_size=batch_size,
-        learning_rate=learning_rate,
+        negative_sampler_kwargs=dict(num_negs_per_pos=settings.num_negatives),
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
         num_epochs=epochs,
         accelerator=accelerator,
         devices=int(devices) if devices.isdigit() else devices,

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from pykeen.losses import MarginPairwiseLoss, UnsupportedLabelSmoothingError
 from pykeen.typing import BoolTensor, FloatTensor
 
+from .defaults import BEST
+
 __all__ = [
     "MeanMarginRankingLoss",
 ]
@@ -37,10 +39,11 @@ class MeanMarginRankingLoss(MarginPairwiseLoss):
         margin=dict(type="categorical", choices=[4.0, 6.0, 8.0, 10.0]),
     )
 
-    def __init__(self, margin: float = 6.0, reduction: str = "mean") -> None:
+    def __init__(self, margin: float = BEST.margin, reduction: str = "mean") -> None:
         r"""Initialize the loss.
 
-        :param margin: the margin $\gamma$
+        :param margin: the margin $\gamma$; the default (10) keeps the hinge active for VBKGC's five L2 terms (see
+            :mod:`pykeen_vbkgc.defaults`)
         :param reduction: how to aggregate the per-positive losses, ``"mean"`` or ``"sum"``
         """
         if reduction not in ("mean", "sum"):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from class_resolver import Hint
+from pykeen.losses import Loss, MarginRankingLoss
 from pykeen.models.nbase import ERModel
 from pykeen.nn.init import PretrainedInitializer, xavier_uniform_
 from pykeen.nn.representation import Embedding, TransformedRepresentation
@@ -17,13 +19,16 @@ from pykeen.typing import FloatTensor, InductiveMode, Initializer, LongTensor
 from pykeen.utils import set_random_seed
 from torch import nn
 
-from .features import EntityFeatures, FeaturesFileError, load_features, validate_matrix
+from .defaults import BEST
+from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, load_features, validate_matrix
 from .interaction import VBKGCInteraction
 from .loss import MeanMarginRankingLoss
 from .representation import TwinsView
 
 __all__ = [
+    "MIN_FEATURE_COVERAGE",
     "VBKGC",
+    "WARN_FEATURE_COVERAGE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -31,7 +36,13 @@ logger = logging.getLogger(__name__)
 #: the hidden size of VisualBERT, i.e., the width of random features for the "w/o VisualBERT" ablation
 DEFAULT_FEATURE_DIM = 768
 
-FeaturesHint = torch.Tensor | EntityFeatures | str | os.PathLike | None
+#: below this fraction of entities with a feature, the model refuses the features unless ``min_feature_coverage`` is
+#: lowered (the other entities would get random features)
+MIN_FEATURE_COVERAGE = 0.5
+#: below this fraction of entities with a feature, the model warns
+WARN_FEATURE_COVERAGE = 0.9
+
+FeaturesHint = torch.Tensor | EntityFeatures | str | os.PathLike | Literal["random"] | None
 
 
 class VBKGC(
@@ -64,14 +75,18 @@ class VBKGC(
         github: zjukg/NATIVE
     """
 
-    #: The default strategy for optimizing the model's hyper-parameters (the paper fixes d = 128)
+    #: The default strategy for optimizing the model's hyper-parameters: the paper fixes d = 128; the settings of
+    #: :data:`~pykeen_vbkgc.defaults.BEST` are fixed, too (tune them explicitly with ``model_kwargs_ranges``)
     hpo_default: ClassVar[Mapping[str, Any]] = dict(
-        embedding_dim=dict(type="categorical", choices=[128]),
+        embedding_dim=dict(type="categorical", choices=[BEST.embedding_dim]),
+        scoring_fct_norm=dict(type="categorical", choices=[BEST.scoring_fct_norm]),
+        normalize_relations=dict(type="categorical", choices=[BEST.normalize_relations]),
+        projection_lr_scale=dict(type="categorical", choices=[BEST.projection_lr_scale]),
     )
-    #: The default loss function class (used by hpo_pipeline; pipeline() needs ``loss=`` explicitly)
+    #: The default loss function class; also used when :func:`pykeen.pipeline.pipeline` is given no ``loss``
     loss_default = MeanMarginRankingLoss
     #: The default parameters for the default loss function class
-    loss_default_kwargs: ClassVar[Mapping[str, Any]] = dict(margin=6.0)
+    loss_default_kwargs: ClassVar[Mapping[str, Any]] = dict(margin=BEST.margin)
     #: this model decodes the twins ids produced by :class:`~pykeen_vbkgc.TwinsNegativeSampler`
     supports_twins_negatives: ClassVar[bool] = True
 
@@ -81,36 +96,56 @@ class VBKGC(
         triples_factory: CoreTriplesFactory,
         features: FeaturesHint = None,
         feature_dim: int | None = None,
-        embedding_dim: int = 128,
-        scoring_fct_norm: float = 1,
-        normalize: bool = True,
-        normalize_relations: bool | None = None,
+        min_feature_coverage: float = MIN_FEATURE_COVERAGE,
+        embedding_dim: int = BEST.embedding_dim,
+        scoring_fct_norm: float = BEST.scoring_fct_norm,
+        normalize: bool = BEST.normalize,
+        normalize_relations: bool | None = BEST.normalize_relations,
         score_terms: str | Iterable[str] | None = None,
+        term_weights: Mapping[str, float] | str | None = BEST.term_weights,
         entity_initializer: Hint[Initializer] = xavier_uniform_,
         relation_initializer: Hint[Initializer] = xavier_uniform_,
         projection_bias: bool = False,
-        projection_lr_scale: float = 1.0,
+        projection_lr_scale: float = BEST.projection_lr_scale,
+        loss: Loss | str | type[Loss] | None = None,
+        loss_kwargs: Mapping[str, Any] | None = None,
         **kwargs,
     ) -> None:
         r"""Initialize VBKGC.
 
+        The defaults are the best-known settings, :data:`pykeen_vbkgc.defaults.BEST`; the paper's configuration is
+        :data:`pykeen_vbkgc.defaults.PAPER` (``**PAPER.model_kwargs()``).
+
         :param triples_factory: the training triples factory
         :param features: the frozen multimodal features $\mathbf{h}_e$. Either a float tensor of shape
             ``(num_entities, d_m)`` aligned with ``triples_factory.entity_to_id``, a path to a features file (see
-            :mod:`pykeen_vbkgc.features`), an :class:`~pykeen_vbkgc.features.EntityFeatures`, or ``None`` for
-            random features (the ablation "w/o VisualBERT"). Labelled features are aligned by entity label; entities
-            without a feature get Xavier-initialised rows.
-        :param feature_dim: the feature dimension $d_m$ for ``features=None`` (default 768); if given together
+            :mod:`pykeen_vbkgc.features`), an :class:`~pykeen_vbkgc.features.EntityFeatures`, ``"random"`` for
+            random features (the ablation "w/o VisualBERT"), or ``None`` (default) for the features that the
+            dataset attached to its training triples (the multimodal datasets of :mod:`pykeen_vbkgc.datasets` do
+            when their features file exists), else random features. Labelled features are aligned by entity label;
+            entities without a feature get Xavier-initialised rows. Random features and a coverage below 90 % are
+            logged as warnings.
+        :param feature_dim: the feature dimension $d_m$ of random features (default 768); if given together
             with features, it must match them
+        :param min_feature_coverage: the smallest accepted fraction of entities with a feature (default 0.5);
+            below it the model raises an error, because most entities would get random features. Set it to 0 to
+            accept any coverage.
         :param embedding_dim: the embedding dimension $d$ of structural, multimodal and relation embeddings
         :param scoring_fct_norm: the order $p$ of the norm in $f(h, r, t) = -\|h + r - t\|_p$
         :param normalize: whether to L2-normalise the entity arguments of each TransE term, as in the reference code
         :param normalize_relations: whether to L2-normalise the relation vector, too (OpenKE does, PyKEEN's TransE
             does not); ``None`` follows ``normalize``
         :param score_terms: which of the terms ``ss``, ``mm``, ``sm``, ``ms``, ``all`` to sum (default: all)
+        :param term_weights: a weight per score term, e.g. ``dict(mm=0.1)`` or ``"mm=0.1"``; unnamed terms weigh 1
         :param entity_initializer: initializer of the structural entity embeddings
         :param relation_initializer: initializer of the relation embeddings
         :param projection_bias: whether the projection $\mathbf{W}$ has a bias
+        :param loss: the loss; default: :class:`~pykeen_vbkgc.MeanMarginRankingLoss` with margin
+            :attr:`~pykeen_vbkgc.defaults.Preset.margin`. :func:`pykeen.pipeline.pipeline` always builds a loss and
+            hands PyKEEN's ``MarginRankingLoss(margin=1)`` to the model when it was given no ``loss``; VBKGC takes
+            that as "no loss given" and uses its default loss (with the pipeline's ``loss_kwargs``, if any), because
+            a pairwise margin of 1 makes it rank each query's own entity first.
+        :param loss_kwargs: keyword arguments of the loss
         :param projection_lr_scale: a factor $s > 0$ on the learning rate of $\mathbf{W}$ under Adam-type optimizers.
             $\mathbf{W}$ is shared by all entities and moves every step, so a smaller rate than the embeddings' can
             help (see docs/results.md). Implemented as $\mathbf{W} = s \mathbf{V}$ with $\mathbf{V}$ the trained
@@ -121,7 +156,15 @@ class VBKGC(
         if kwargs.get("random_seed") is not None:
             # seed before drawing Xavier rows for entities without features, so they are reproducible, too
             set_random_seed(kwargs["random_seed"])
-        feature_tensor = _resolve_features(features=features, feature_dim=feature_dim, triples_factory=triples_factory)
+        feature_tensor = _resolve_features(
+            features=features,
+            feature_dim=feature_dim,
+            triples_factory=triples_factory,
+            min_coverage=min_feature_coverage,
+        )
+        if _is_pipeline_default_loss(loss):
+            loss, loss_kwargs = self.loss_default, {**self.loss_default_kwargs, **_pipeline_loss_kwargs()}
+            logger.info(f"pipeline() was given no loss: using VBKGC's default {loss.__name__}({loss_kwargs}).")
         structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
         multimodal = TransformedRepresentation(
             transformation=_ScaledLinear(
@@ -137,6 +180,7 @@ class VBKGC(
                 normalize=normalize,
                 normalize_relations=normalize_relations,
                 score_terms=score_terms,
+                term_weights=term_weights,
             ),
             entity_representations=[
                 TwinsView(base=structural, side="replacement"),
@@ -144,6 +188,8 @@ class VBKGC(
                 TwinsView(base=multimodal, side="replacement"),
             ],
             relation_representations_kwargs=dict(shape=embedding_dim, initializer=relation_initializer),
+            loss=loss,
+            loss_kwargs=loss_kwargs,
             **kwargs,
         )
         #: (key, (e_s, e_m, piece table)) of the current parameters, see _entity_tables
@@ -249,12 +295,60 @@ class _FrozenFeatures(PretrainedInitializer):
         return super().__call__(x).clone()
 
 
+def _is_pipeline_default_loss(loss: Any) -> bool:
+    """Whether ``loss`` is the ``MarginRankingLoss`` that :func:`pykeen.pipeline.pipeline` builds for ``loss=None``.
+
+    The pipeline resolves ``loss=None`` to PyKEEN's default loss before it builds the model, so the model cannot
+    tell it from an explicit request by its value; the pipeline's own argument, still ``None`` in the calling frame
+    of ``pykeen.pipeline.api._build_model_helper``, can.
+    """
+    return type(loss) is MarginRankingLoss and _pipeline_frame_locals().get("loss", "given") is None
+
+
+def _pipeline_loss_kwargs() -> dict[str, Any]:
+    """Return the ``loss_kwargs`` given to :func:`pykeen.pipeline.pipeline` (empty outside the pipeline)."""
+    return dict(_pipeline_frame_locals().get("loss_kwargs") or {})
+
+
+def _pipeline_frame_locals() -> Mapping[str, Any]:
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if (
+                frame.f_code.co_name == "_build_model_helper"
+                and frame.f_globals.get("__name__") == "pykeen.pipeline.api"
+            ):
+                return frame.f_locals
+            frame = frame.f_back
+        return {}
+    finally:
+        del frame
+
+
 def _resolve_features(
-    features: FeaturesHint, feature_dim: int | None, triples_factory: CoreTriplesFactory
+    features: FeaturesHint, feature_dim: int | None, triples_factory: CoreTriplesFactory, min_coverage: float
 ) -> FloatTensor:
     """Turn any supported features hint into a complete ``(num_entities, d_m)`` feature matrix."""
+    if not 0 <= min_coverage <= 1:
+        raise ValueError(f"min_feature_coverage must be between 0 and 1, got {min_coverage}.")
     num_entities = triples_factory.num_entities
+    if features is None:
+        # the multimodal datasets attach their features file to the training triples (see pykeen_vbkgc.datasets)
+        features = triples_factory.metadata.get(FEATURES_METADATA_KEY)
+        if features is None:
+            logger.warning(
+                "VBKGC got no features and the training triples carry none: every entity gets a random feature "
+                "(the ablation 'w/o VisualBERT'). Pass model_kwargs=dict(features=...) with a features file, or "
+                "features='random' to choose random features on purpose."
+            )
+        else:
+            logger.info(f"Using the dataset's features file {features}.")
+    elif isinstance(features, str) and features == "random":
+        logger.warning("VBKGC uses random features, as requested (the ablation 'w/o VisualBERT').")
+        features = None
+    source = "features"
     if isinstance(features, str | os.PathLike):
+        source = f"the features file {features}"
         features = load_features(features)
     if isinstance(features, EntityFeatures):
         entity_to_id = getattr(triples_factory, "entity_to_id", None)
@@ -264,21 +358,20 @@ def _resolve_features(
                 "CoreTriplesFactory); pass a tensor aligned with the entity ids instead."
             )
         aligned = features.align(entity_to_id)
-        logger.info(
-            f"Features cover {aligned.num_covered:,} of {num_entities:,} entities; "
-            f"{num_entities - aligned.num_covered:,} get Xavier-initialised features; "
-            f"{aligned.num_ignored:,} labels in the features are not in the graph and are ignored."
-        )
         if aligned.num_covered == 0:
             raise FeaturesFileError(
-                "None of the feature labels matches an entity of the triples factory; check that the features were "
-                f"encoded for this dataset (first labels: {list(features.labels[:3])})."
+                f"None of the labels in {source} matches an entity of the triples factory; check that the features "
+                f"were encoded for this dataset (first labels: {list(features.labels[:3])})."
             )
+        _check_coverage(aligned.num_covered, num_entities, min_coverage=min_coverage, source=source)
+        logger.info(
+            f"{source} covers {aligned.num_covered:,} of {num_entities:,} entities; "
+            f"{aligned.num_ignored:,} labels in the features are not in the graph and are ignored."
+        )
         matrix, mask = aligned.vectors, aligned.mask
     elif features is None:
         matrix = torch.empty(num_entities, feature_dim or DEFAULT_FEATURE_DIM)
         mask = torch.zeros(num_entities, dtype=torch.bool)
-        logger.info(f"No features given: using random Xavier-initialised features of dimension {matrix.shape[1]}.")
     elif isinstance(features, torch.Tensor):
         validate_matrix(features, name="features")
         if features.shape[0] != num_entities:
@@ -290,7 +383,8 @@ def _resolve_features(
         mask = torch.ones(num_entities, dtype=torch.bool)
     else:
         raise TypeError(
-            f"features must be a tensor, a path to a features file, EntityFeatures or None, not {type(features)}."
+            "features must be a tensor, a path to a features file, EntityFeatures, 'random' or None, "
+            f"not {type(features)}."
         )
     if feature_dim is not None and feature_dim != matrix.shape[1]:
         raise FeaturesFileError(f"feature_dim={feature_dim} does not match the features' dimension {matrix.shape[1]}.")
@@ -298,3 +392,19 @@ def _resolve_features(
     if missing.any():
         matrix[missing] = xavier_uniform_(torch.empty(int(missing.sum()), matrix.shape[1]))
     return matrix
+
+
+def _check_coverage(num_covered: int, num_entities: int, min_coverage: float, source: str) -> None:
+    """Refuse features that cover too few entities, and warn about a low coverage."""
+    coverage = num_covered / num_entities
+    message = (
+        f"{source} covers only {num_covered:,} of {num_entities:,} entities ({coverage:.1%}); the other "
+        f"{num_entities - num_covered:,} get random features"
+    )
+    if coverage < min_coverage:
+        raise FeaturesFileError(
+            f"{message}, more than the accepted {1 - min_coverage:.0%}. Check that the features were encoded for "
+            "this graph, or pass min_feature_coverage=0 to accept them anyway."
+        )
+    if coverage < WARN_FEATURE_COVERAGE:
+        logger.warning(f"{message}.")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from pykeen.constants import LABEL_HEAD, LABEL_TAIL, TARGET_TO_INDEX
 from pykeen.sampling.basic_negative_sampler import BasicNegativeSampler
 from pykeen.typing import BoolTensor, LongTensor
 
+from .defaults import BEST
 from .representation import encode_twins
 
 __all__ = [
@@ -56,13 +59,20 @@ class TwinsNegativeSampler(BasicNegativeSampler):
     :class:`~pykeen_vbkgc.VBKGC`) can consume twins ids; a training loop of any other model fails at once.
     """
 
-    def __init__(self, **kwargs) -> None:
+    #: the number of negatives is fixed to the default's in hyper-parameter optimisation (tune it explicitly)
+    hpo_default: ClassVar[Mapping[str, Mapping[str, Any]]] = dict(
+        num_negs_per_pos=dict(type="categorical", choices=[BEST.num_negatives]),
+    )
+
+    def __init__(self, *, num_negs_per_pos: int = BEST.num_negatives, **kwargs) -> None:
         """Initialize the sampler.
 
+        :param num_negs_per_pos: the number of negatives $k$ per positive (default: 16, the best-known setting of
+            :mod:`pykeen_vbkgc.defaults`; PyKEEN's basic sampler draws 1)
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.sampling.BasicNegativeSampler`, e.g.,
-            ``num_negs_per_pos``, ``filtered`` and ``corruption_scheme`` (default: head and tail)
+            ``filtered`` and ``corruption_scheme`` (default: head and tail)
         """
-        super().__init__(**kwargs)
+        super().__init__(num_negs_per_pos=num_negs_per_pos, **kwargs)
         _check_training_model()
         self._entity_columns = [
             TARGET_TO_INDEX[side] for side in self.corruption_scheme if side in (LABEL_HEAD, LABEL_TAIL)

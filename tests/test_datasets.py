@@ -281,6 +281,8 @@ def test_known_checksums_match_shared_data():
     # the checksums used for downloads are those of the verified offline copies
     directory = shared_directory("fb15k237")
     sums = datasets_module.read_checksums(directory / "SHA256SUMS")
+    # the shared copy also holds our own precomputed features file, which is not part of the download
+    sums = {name: value for name, value in sums.items() if not name.startswith("features.")}
     assert {name: remote.sha256 for name, remote in FB15k237Multimodal.remote_files.items()} == sums
 
 

@@ -21,13 +21,26 @@ def parameters(model: VBKGC):
     struct_view, _, modal_view = model.entity_representations
     structural = struct_view.base._embeddings.weight.detach()
     features = modal_view.base.base._embeddings.weight.detach()
-    projection = modal_view.base.transformation.weight.detach()
+    # the effective projection W = s V (see projection_lr_scale)
+    transformation = modal_view.base.transformation
+    projection = transformation.weight.detach() * transformation.scale
     relations = model.relation_representations[0]._embeddings.weight.detach()
     return structural, features, projection, relations
 
 
 def expected_score(
-    model: VBKGC, h, r, t, *, p, normalize, terms=SCORE_TERMS, h_struct=None, t_struct=None, normalize_relations=None
+    model: VBKGC,
+    h,
+    r,
+    t,
+    *,
+    p,
+    normalize,
+    terms=SCORE_TERMS,
+    h_struct=None,
+    t_struct=None,
+    normalize_relations=None,
+    weights=None,
 ):
     """Hand-compute Eq. 9 term by term; ``*_struct`` overrides the structural entity of the cross-modal terms."""
     structural, features, projection, relations = parameters(model)
@@ -39,7 +52,8 @@ def expected_score(
     h_m, t_m = projection @ features[h], projection @ features[t]
     h_so = structural[h if h_struct is None else h_struct]
     t_so = structural[t if t_struct is None else t_struct]
-    normalize_relations = normalize if normalize_relations is None else normalize_relations
+    if normalize_relations is None:
+        normalize_relations = model.interaction.normalize_relations
     rel = functional.normalize(relations[r], dim=-1) if normalize_relations else relations[r]
     arguments = dict(
         ss=(h_s, t_s),
@@ -51,7 +65,7 @@ def expected_score(
     total = 0.0
     for term in terms:
         head, tail = arguments[term]
-        total -= torch.linalg.vector_norm(n(head) + rel - n(tail), ord=p).item()
+        total -= (weights or {}).get(term, 1.0) * torch.linalg.vector_norm(n(head) + rel - n(tail), ord=p).item()
     return total
 
 
@@ -138,6 +152,41 @@ def test_normalize_relations(tiny_factory, tiny_features, p, normalize_relations
     assert self_scores.tolist() == pytest.approx([-3 * norm] * unimodal.num_entities, rel=1e-5)
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_term_weights_scale_each_term(tiny_factory, tiny_features, p):
+    weights = dict(ss=2.0, mm=0.0, sm=0.5, all=0.25)
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        term_weights="ss=2, mm=0, sm=0.5, all=0.25",
+        random_seed=3,
+    )
+    assert model.interaction.term_weights == (2.0, 0.0, 0.5, 1.0, 0.25)
+    hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [5, 0, 0]])
+    expected = [expected_score(model, h, r, t, p=p, normalize=True, weights=weights) for h, r, t in hrt.tolist()]
+    assert model.score_hrt(hrt)[:, 0].tolist() == pytest.approx(expected, rel=1e-5)
+    # evaluation (1-to-all) scores agree, including the concatenated-L1 path for p = 1
+    assert model.score_t(hrt[:, :2])[torch.arange(3), hrt[:, 2]].tolist() == pytest.approx(expected, rel=1e-5)
+    assert model.score_h(hrt[:, 1:])[torch.arange(3), hrt[:, 0]].tolist() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("term_weights", "message"),
+    [
+        (dict(xx=1.0), "term_weights names term(s) ['xx'] that are not scored"),
+        ("mm:0.5", "term_weights must look like 'mm=0.5,all=2'"),
+        (dict(mm=-1.0), "term_weights must be finite and non-negative"),
+        (dict(ss=0, mm=0, sm=0, ms=0, all=0), "term_weights must not all be zero."),
+    ],
+)
+def test_bad_term_weights(tiny_factory, tiny_features, term_weights, message):
+    with pytest.raises(ValueError) as info:
+        VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, term_weights=term_weights)
+    assert str(info.value).startswith(message)
+
+
 def test_score_t_and_score_h_equal_score_hrt_over_all_candidates(model):
     num_entities = model.num_entities
     hr = torch.as_tensor([[0, 0], [3, 1], [5, 1]])
@@ -158,7 +207,9 @@ def test_score_t_and_score_h_equal_score_hrt_over_all_candidates(model):
 
 def test_compiled_kernels_equal_eager(tiny_factory, tiny_features, monkeypatch):
     """The torch.compile'd fast paths (used above a size threshold) compute the same scores."""
-    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    model = VBKGC(
+        triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, scoring_fct_norm=1, random_seed=0
+    )
     hrt = torch.as_tensor([[h, r, t] for h in range(6) for r in range(2) for t in range(6)])
     with torch.no_grad():
         eager_hrt, eager_t = model.score_hrt(hrt), model.score_t(hrt[:, :2])
@@ -176,7 +227,9 @@ def test_compiled_kernels_equal_eager(tiny_factory, tiny_features, monkeypatch):
 
 
 def test_twins_negative_score_swaps_only_the_modality(tiny_factory, tiny_features):
-    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=3)
+    model = VBKGC(
+        triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, scoring_fct_norm=1, random_seed=3
+    )
     n = model.num_entities
     h, r, t, t_new, h_new = 0, 1, 2, 4, 5
     tail_twins = encode_twins(torch.as_tensor(t), torch.as_tensor(t_new), n).item()
@@ -216,7 +269,12 @@ def test_features_file_is_aligned_by_label(tiny_factory, tiny_features, tmp_path
     path = save_features(tmp_path / "features.safetensors", order, vectors, metadata=dict(encoder="test"))
     with caplog.at_level(logging.INFO, logger="pykeen_vbkgc.model"):
         model = VBKGC(triples_factory=tiny_factory, features=path, embedding_dim=4, random_seed=0)
-    assert "cover 5 of 6 entities; 1 get Xavier-initialised features; 1 labels" in caplog.text
+    # 5 of 6 is below the warning threshold of 90 %, above the error threshold of 50 %
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warnings == [
+        f"the features file {path} covers only 5 of 6 entities (83.3%); the other 1 get random features."
+    ]
+    assert "1 labels in the features are not in the graph and are ignored" in caplog.text
     _, features, _, _ = parameters(model)
     for label in ["a", "b", "d", "e", "f"]:
         torch.testing.assert_close(
@@ -266,7 +324,7 @@ def test_bad_input_raises_clear_errors(tiny_factory, features, kwargs, message):
 
 def test_features_without_any_matching_label(tiny_factory, tmp_path):
     path = save_features(tmp_path / "other.safetensors", ["x", "y"], torch.randn(2, 3))
-    with pytest.raises(FeaturesFileError, match="None of the feature labels matches"):
+    with pytest.raises(FeaturesFileError, match="None of the labels in the features file .*other.safetensors matches"):
         VBKGC(triples_factory=tiny_factory, features=path)
     with pytest.raises(FeaturesFileError, match="not found"):
         VBKGC(triples_factory=tiny_factory, features=tmp_path / "missing.safetensors")
@@ -288,8 +346,9 @@ def _mixed_batch(num_entities: int, num_rows: int = 60) -> torch.Tensor:
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("p", [1, 2, 3])
 @pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("term_weights", [None, "mm=0.25,all=3,sm=0"], ids=["unweighted", "weighted"])
 def test_training_path_scores_and_gradients_equal_autograd(
-    tiny_factory, tiny_features, monkeypatch, compiled, p, normalize
+    tiny_factory, tiny_features, monkeypatch, compiled, p, normalize, term_weights
 ):
     """The piece-table training path (hand-written backward) equals autograd through the generic interaction."""
     monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0 if compiled else 10**15)
@@ -301,6 +360,7 @@ def test_training_path_scores_and_gradients_equal_autograd(
         scoring_fct_norm=p,
         normalize=normalize,
         normalize_relations=False,
+        term_weights=term_weights,
         random_seed=5,
     )
     hrt = _mixed_batch(model.num_entities)

@@ -1,0 +1,130 @@
+r"""The settings of VBKGC in one place: the best-known defaults and the paper's configuration.
+
+Every entry point reads its defaults from here: the model's and the loss's keyword defaults, the twins sampler's
+number of negatives, ``hpo_default``, ``pykeen-vbkgc train``, the Lightning command and the examples. Two presets
+exist:
+
+- :data:`BEST` (the defaults): the settings that worked best with text features on WN9 and FB15k-237 (see
+  ``docs/results.md``): the L2 distance with L2-normalised relations, a projection that learns $10^3$ times slower
+  than the embeddings, and a margin that keeps the hinge of Eq. 15 active.
+- :data:`PAPER`: the paper's own configuration (Sec. 5.3, and the reference code): the L1 distance over
+  L2-normalised vectors, a full-rate projection, margin 6 (from the paper's grid), Adam with learning rate
+  $10^{-3}$ (the largest of the paper's grid).
+
+Use a preset with :func:`pykeen.pipeline.pipeline` through :meth:`Preset.pipeline_kwargs`::
+
+    from pykeen.pipeline import pipeline
+    from pykeen_vbkgc.defaults import PAPER
+
+    pipeline(dataset="wn9", model="vbkgc", negative_sampler="twins", **PAPER.pipeline_kwargs())
+
+or on the command line with ``pykeen-vbkgc train --preset paper``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "BEST",
+    "PAPER",
+    "PRESETS",
+    "Preset",
+    "get_preset",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A complete VBKGC configuration: model, loss, sampler and optimiser settings."""
+
+    #: a short name, e.g. for ``--preset``
+    name: str
+    #: the order $p$ of the norm in each TransE term
+    scoring_fct_norm: int
+    #: whether relation vectors are L2-normalised in the score (entity arguments always are, see ``normalize``)
+    normalize_relations: bool
+    #: the factor on the learning rate of the projection $\mathbf{W}$ (see :class:`~pykeen_vbkgc.VBKGC`)
+    projection_lr_scale: float
+    #: the margin $\gamma$ of :class:`~pykeen_vbkgc.MeanMarginRankingLoss`
+    margin: float
+    #: Adam's learning rate
+    learning_rate: float
+    #: the embedding dimension $d$ (the paper fixes 128)
+    embedding_dim: int = 128
+    #: whether the entity arguments of the TransE terms are L2-normalised (OpenKE's ``norm_flag``)
+    normalize: bool = True
+    #: the number of negatives $k$ per positive
+    num_negatives: int = 16
+    #: the training batch size
+    batch_size: int = 1024
+    #: weights of the score terms, e.g. ``"mm=0.1"`` (see :func:`~pykeen_vbkgc.interaction.normalize_term_weights`);
+    #: None for the paper's unweighted sum
+    term_weights: str | None = None
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments of :class:`~pykeen_vbkgc.VBKGC` set by this preset."""
+        return dict(
+            embedding_dim=self.embedding_dim,
+            scoring_fct_norm=self.scoring_fct_norm,
+            normalize=self.normalize,
+            normalize_relations=self.normalize_relations,
+            projection_lr_scale=self.projection_lr_scale,
+            term_weights=self.term_weights,
+        )
+
+    def pipeline_kwargs(self, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return keyword arguments of :func:`pykeen.pipeline.pipeline` for this preset (not the number of epochs).
+
+        :param model_kwargs: further model keyword arguments, e.g. ``features``; they take precedence
+        :return: ``model_kwargs``, ``loss``, ``loss_kwargs``, ``negative_sampler_kwargs``, ``optimizer``,
+            ``optimizer_kwargs`` and ``training_kwargs`` (the batch size)
+        """
+        return dict(
+            model_kwargs={**self.model_kwargs(), **(model_kwargs or {})},
+            loss="meanmarginranking",
+            loss_kwargs=dict(margin=self.margin),
+            negative_sampler_kwargs=dict(num_negs_per_pos=self.num_negatives),
+            optimizer="adam",
+            optimizer_kwargs=dict(lr=self.learning_rate),
+            training_kwargs=dict(batch_size=self.batch_size),
+        )
+
+
+#: the best-known settings with text features (docs/results.md); these are the defaults everywhere
+BEST = Preset(
+    name="best",
+    scoring_fct_norm=2,
+    normalize_relations=True,
+    projection_lr_scale=1e-3,
+    margin=10.0,
+    learning_rate=1e-2,
+)
+
+#: the paper's configuration (Sec. 5.3) with OpenKE's TransE as in the reference code
+PAPER = Preset(
+    name="paper",
+    scoring_fct_norm=1,
+    normalize_relations=True,
+    projection_lr_scale=1.0,
+    margin=6.0,
+    learning_rate=1e-3,
+)
+
+#: the presets by name
+PRESETS: Mapping[str, Preset] = {preset.name: preset for preset in (BEST, PAPER)}
+
+
+def get_preset(name: str) -> Preset:
+    """Look a preset up by name.
+
+    :param name: ``"best"`` or ``"paper"``
+    :return: the preset
+    :raises ValueError: for an unknown name
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.") from None
