@@ -146,7 +146,10 @@ def final(args: argparse.Namespace) -> None:
     from pykeen.pipeline import pipeline_from_config
 
     out = directory(args)
-    best = out / "best_pipeline" / "pipeline_config.json"
+    best = args.config or out / "best_pipeline" / "pipeline_config.json"
+    if args.config is not None:
+        out = out / args.config.stem
+        out.mkdir(parents=True, exist_ok=True)
     if not best.is_file():
         sys.exit(f"{best} does not exist: run the search phase first (it resumes an interrupted study).")
     config = json.loads(best.read_text())
@@ -225,6 +228,12 @@ def main() -> None:
     parser.add_argument("--frequency", type=int, default=5, help="validate every this many epochs")
     parser.add_argument("--patience", type=int, default=4, help="checks without improvement before stopping")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="final: retrain this pipeline configuration instead of the study's best (results go to a sub-folder "
+        "named like the file)",
+    )
     parser.add_argument("--output", type=Path, default=Path("results/study"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
