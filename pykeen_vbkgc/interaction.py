@@ -11,7 +11,7 @@ from pykeen.nn.modules import Interaction
 from pykeen.typing import FloatTensor, LongTensor
 from torch.nn import functional
 
-from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances
+from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances, weighted_sum
 
 __all__ = [
     "SCORE_TERMS",
@@ -111,7 +111,7 @@ def _term_sum(
     # unbind, not index: indexing would zero-fill a (*, 4, d) gradient per term in backward
     h, t = h.unbind(dim=-2), t.unbind(dim=-2)
     distances = (torch.linalg.vector_norm(h[i] + r - t[j], ord=p, dim=-1) for i, j in zip(head_pieces, tail_pieces))
-    return -sum(distance if weight == 1 else weight * distance for distance, weight in zip(distances, weights))
+    return -weighted_sum(distances, weights)
 
 
 class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepresentation]):
@@ -288,4 +288,4 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
                 queries, candidates = queries * scale, candidates * scale
             return pairwise_l1_distance(queries.flatten(start_dim=1), candidates.flatten(start_dim=1))
         distances = (torch.cdist(queries[:, i], candidates[:, i], p=self.p) for i in range(len(self.score_terms)))
-        return sum(distance if weight == 1 else weight * distance for distance, weight in zip(distances, weights))
+        return weighted_sum(distances, weights)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from pykeen.typing import FloatTensor, LongTensor
@@ -30,6 +30,7 @@ __all__ = [
     "run_fused",
     "sum_rows",
     "term_distances",
+    "weighted_sum",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,15 @@ def _norm(x: FloatTensor, p: float) -> FloatTensor:
 
 def _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights):
     differences = _term_differences(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece)
-    return -sum(_weighted(_norm(difference, p=p), weight) for difference, weight in zip(differences, weights))
+    return -weighted_sum((_norm(difference, p=p) for difference in differences), weights)
+
+
+def weighted_sum(terms: Iterable[FloatTensor], weights: Sequence[float]) -> FloatTensor:
+    """Sum the terms, each multiplied by its weight.
+
+    A unit weight skips the multiplication, so that unweighted sums stay bit-identical to a plain sum.
+    """
+    return sum(_weighted(term, weight) for term, weight in zip(terms, weights))
 
 
 def _weighted(x: FloatTensor, weight: float) -> FloatTensor:

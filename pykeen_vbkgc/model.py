@@ -162,8 +162,9 @@ class VBKGC(
             triples_factory=triples_factory,
             min_coverage=min_feature_coverage,
         )
-        if _is_pipeline_default_loss(loss):
-            loss, loss_kwargs = self.loss_default, {**self.loss_default_kwargs, **_pipeline_loss_kwargs()}
+        pipeline_loss_kwargs = _pipeline_default_loss_kwargs(loss)
+        if pipeline_loss_kwargs is not None:
+            loss, loss_kwargs = self.loss_default, {**self.loss_default_kwargs, **pipeline_loss_kwargs}
             logger.info(f"pipeline() was given no loss: using VBKGC's default {loss.__name__}({loss_kwargs}).")
         structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
         multimodal = TransformedRepresentation(
@@ -295,19 +296,22 @@ class _FrozenFeatures(PretrainedInitializer):
         return super().__call__(x).clone()
 
 
-def _is_pipeline_default_loss(loss: Any) -> bool:
-    """Whether ``loss`` is the ``MarginRankingLoss`` that :func:`pykeen.pipeline.pipeline` builds for ``loss=None``.
+def _pipeline_default_loss_kwargs(loss: Any) -> dict[str, Any] | None:
+    """Return the pipeline's ``loss_kwargs`` if ``loss`` is what :func:`pykeen.pipeline.pipeline` built for no loss.
 
-    The pipeline resolves ``loss=None`` to PyKEEN's default loss before it builds the model, so the model cannot
-    tell it from an explicit request by its value; the pipeline's own argument, still ``None`` in the calling frame
-    of ``pykeen.pipeline.api._build_model_helper``, can.
+    The pipeline resolves ``loss=None`` to PyKEEN's ``MarginRankingLoss`` before it builds the model, so the model
+    cannot tell it from an explicit request by its value; the pipeline's own argument, still ``None`` in the calling
+    frame of ``pykeen.pipeline.api._build_model_helper``, can.
+
+    :param loss: the loss handed to the model
+    :return: the ``loss_kwargs`` given to the pipeline (empty if none), or None if the loss was chosen explicitly
     """
-    return type(loss) is MarginRankingLoss and _pipeline_frame_locals().get("loss", "given") is None
-
-
-def _pipeline_loss_kwargs() -> dict[str, Any]:
-    """Return the ``loss_kwargs`` given to :func:`pykeen.pipeline.pipeline` (empty outside the pipeline)."""
-    return dict(_pipeline_frame_locals().get("loss_kwargs") or {})
+    if type(loss) is not MarginRankingLoss:
+        return None
+    pipeline_locals = _pipeline_frame_locals()
+    if pipeline_locals.get("loss", "given") is not None:
+        return None
+    return dict(pipeline_locals.get("loss_kwargs") or {})
 
 
 def _pipeline_frame_locals() -> Mapping[str, Any]:
