@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,13 @@ METRICS = {
 TERM_WEIGHTS = tuple(f"mm={w},sm={w},ms={w},all={w}" for w in (1, 0.3, 0.1, 0.03))
 
 
-def search_space(model: str) -> dict[str, Any]:
+def search_space(model: str, batch_sizes: Sequence[int] = (256, 1024)) -> dict[str, Any]:
     """Return the ``hpo_pipeline`` arguments of one model: what is fixed and what is searched."""
     common = dict(
         negative_sampler_kwargs=dict(num_negs_per_pos=16, filtered=True),
         optimizer="adam",
         optimizer_kwargs_ranges=dict(lr=dict(type="categorical", choices=[3e-3, 1e-2])),
-        training_kwargs_ranges=dict(batch_size=dict(type="categorical", choices=[256, 1024])),
+        training_kwargs_ranges=dict(batch_size=dict(type="categorical", choices=list(batch_sizes))),
         loss="meanmarginranking",
     )
     if model == "transe":
@@ -98,7 +99,13 @@ def stopping(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         stopper="early",
         stopper_kwargs=dict(
-            frequency=args.frequency, patience=args.patience, relative_delta=0.002, metric=METRICS["mrr"]
+            frequency=args.frequency,
+            patience=args.patience,
+            relative_delta=0.002,
+            metric=METRICS["mrr"],
+            # a fixed batch: PyKEEN's automatic one starts as large as the GPU allows, which starves the other
+            # processes on a shared GPU (two of nine parallel FB15k-237 runs died of it)
+            evaluation_batch_size=256,
         ),
         evaluation_kwargs=dict(batch_size=256),
     )
@@ -109,10 +116,54 @@ def directory(args: argparse.Namespace) -> Path:
     return args.output / args.dataset / args.model
 
 
-def search(args: argparse.Namespace) -> None:
-    """Run the missing trials of the study and save the best configuration."""
-    import optuna
+def search_dataset(args: argparse.Namespace):
+    """Return the dataset of the search: the full one, or with its validation split cut to ``--validation-size``.
+
+    The cut is a fixed random subset (seed 0), so every model and every trial is scored on the same triples.
+    """
+    from pykeen.datasets import EagerDataset, get_dataset
+
+    dataset = get_dataset(dataset=args.dataset, dataset_kwargs=dict(directory=str(DATA[args.dataset])))
+    validation = dataset.validation
+    if args.validation_size is None or args.validation_size >= validation.num_triples:
+        return dataset
+    keep = torch.randperm(validation.num_triples, generator=torch.Generator().manual_seed(0))[: args.validation_size]
+    return EagerDataset(
+        training=dataset.training,
+        testing=dataset.testing,
+        validation=validation.clone_and_exchange_triples(validation.mapped_triples[keep.sort().values]),
+        metadata=dataset.metadata,
+    )
+
+
+def run_trials(args: argparse.Namespace, n_trials: int, sampler_seed: int):
+    """Run ``n_trials`` trials of the study (in this process) and return PyKEEN's HPO result."""
     from pykeen.hpo import hpo_pipeline
+
+    torch.set_num_threads(args.threads)
+    out = directory(args)
+    return hpo_pipeline(
+        dataset=search_dataset(args),
+        epochs=args.max_epochs,
+        metric=METRICS["mrr"],
+        direction="maximize",
+        storage=f"sqlite:///{out / 'study.db'}",
+        study_name=f"{args.dataset}-{args.model}",
+        load_if_exists=True,
+        sampler="tpe",
+        sampler_kwargs=dict(seed=sampler_seed),
+        n_trials=n_trials,
+        **stopping(args),
+        **search_space(args.model, args.batch_sizes),
+    )
+
+
+def search(args: argparse.Namespace) -> None:
+    """Run the missing trials of the study and save the best configuration.
+
+    With ``--workers`` $n > 1$, $n$ processes share the study (in SQLite), worker $w$ sampling with seed $w$.
+    """
+    import optuna
 
     out = directory(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,21 +173,24 @@ def search(args: argparse.Namespace) -> None:
     if name in optuna.get_all_study_names(storage=storage):
         study = optuna.load_study(study_name=name, storage=storage)
         done = sum(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
-    result = hpo_pipeline(
-        dataset=args.dataset,
-        dataset_kwargs=dict(directory=str(DATA[args.dataset])),
-        epochs=args.max_epochs,
-        metric=METRICS["mrr"],
-        direction="maximize",
-        storage=storage,
-        study_name=name,
-        load_if_exists=True,
-        sampler="tpe",
-        sampler_kwargs=dict(seed=0),
-        n_trials=max(args.trials - done, 0),
-        **stopping(args),
-        **search_space(args.model),
-    )
+    missing = max(args.trials - done, 0)
+    if args.workers > 1 and missing > 0:
+        # create the study once, so that the workers do not race to create it
+        run_trials(args, n_trials=0, sampler_seed=0)
+        shares = [missing // args.workers + (worker < missing % args.workers) for worker in range(args.workers)]
+        context = multiprocessing.get_context("spawn")
+        workers = [
+            context.Process(target=run_trials, args=(args, share, worker))
+            for worker, share in enumerate(shares)
+            if share
+        ]
+        for process in workers:
+            process.start()
+        for process in workers:
+            process.join()
+        missing = 0
+    # with nothing missing, this only loads the study: its best trial is saved as best_pipeline/
+    result = run_trials(args, n_trials=missing, sampler_seed=0)
     result.save_to_directory(out)
     print(json.dumps(dict(best_value=result.study.best_value, best_params=result.study.best_params)))
 
@@ -158,6 +212,8 @@ def final(args: argparse.Namespace) -> None:
         if path.is_file():
             continue
         pipeline_kwargs = dict(config["pipeline"])
+        # always the full dataset (a search on a cut validation split saves no dataset in its configuration)
+        pipeline_kwargs.update(dataset=args.dataset, dataset_kwargs=dict(directory=str(DATA[args.dataset])))
         pipeline_kwargs["random_seed"] = seed
         pipeline_kwargs.update(stopping(args))
         training_kwargs = dict(pipeline_kwargs.get("training_kwargs", {}))
@@ -227,7 +283,17 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--frequency", type=int, default=5, help="validate every this many epochs")
     parser.add_argument("--patience", type=int, default=4, help="checks without improvement before stopping")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--workers", type=int, default=1, help="search: processes that share the study")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[256, 1024], help="search: the batch sizes tried (every model)"
+    )
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=None,
+        help="search: validate on a fixed random subset of this many validation triples (default: all)",
+    )
     parser.add_argument(
         "--config",
         type=Path,

@@ -137,7 +137,7 @@ def test_pipeline_with_defaults_uses_the_dataset_features_and_the_model_loss():
     # PyKEEN's pipeline built MarginRankingLoss(margin=1) for loss=None; the model took its own default instead
     assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == BEST.margin
     features = load_features(MultimodalDemo().features_path).align(result.training.entity_to_id).vectors
-    torch.testing.assert_close(model.entity_representations[2].base.base._embeddings.weight, features)
+    torch.testing.assert_close(model.entity_representations[2].base.base._embeddings.weight.cpu(), features)
     hits_at_1 = result.metric_results.get_metric("both.realistic.hits_at_1")
     assert hits_at_1 > 0.2, hits_at_1
 

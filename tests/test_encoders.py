@@ -94,7 +94,11 @@ def test_encode_shape_images_and_manual_forward(encoder, images, enc_visualbert_
 
 def test_max_images_cap(enc_visualbert_dir, enc_resnet_dir, images):
     encoder = VisualBertEncoder(
-        enc_visualbert_dir, backbone="resnet", backbone_kwargs={"checkpoint": str(enc_resnet_dir)}, max_images=2
+        enc_visualbert_dir,
+        backbone="resnet",
+        backbone_kwargs={"checkpoint": str(enc_resnet_dir)},
+        max_images=2,
+        device="cpu",
     )
     result = encoder.encode([EntityInput("/m/cat", ENC_TEXTS["/m/cat"], tuple(images["/m/cat"]))])
     assert result.num_images.tolist() == [2]
@@ -126,6 +130,7 @@ def test_no_image_policies(enc_visualbert_dir, enc_resnet_dir, encoder, images):
         backbone_kwargs={"checkpoint": str(enc_resnet_dir)},
         no_image="xavier",
         seed=3,
+        device="cpu",
     )
     batch = [EntityInput(label, ENC_TEXTS[label], tuple(images.get(label, ()))) for label in ENC_ENTITIES]
     text_only = encoder.encode(batch).vectors
@@ -341,11 +346,33 @@ def test_text_encoder_pooling(enc_bert_dir):
     with torch.no_grad():
         hidden = model(**inputs).last_hidden_state
     mask = inputs["attention_mask"].unsqueeze(-1).float()
-    mean = TextEncoder(enc_bert_dir, pooling="mean").encode(batch).vectors
+    mean = TextEncoder(enc_bert_dir, pooling="mean", device="cpu").encode(batch).vectors
     assert torch.allclose(mean, (hidden * mask).sum(1) / mask.sum(1), atol=1e-5)
-    cls = TextEncoder(enc_bert_dir, pooling="cls", normalize=True).encode(batch).vectors
+    cls = TextEncoder(enc_bert_dir, pooling="cls", normalize=True, device="cpu").encode(batch).vectors
     assert torch.allclose(cls, torch.nn.functional.normalize(hidden[:, 0], dim=-1), atol=1e-5)
     assert TextEncoder(enc_bert_dir).metadata()["pooling"] == "mean"  # no sentence-transformers config
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_encoders_on_cuda_match_the_cpu(enc_visualbert_dir, enc_resnet_dir, enc_bert_dir, encoder, images):
+    """On CUDA the features come back on the CPU and equal the CPU's up to kernel rounding (mixed precision off)."""
+    batch = [EntityInput(label, ENC_TEXTS[label], tuple(images.get(label, ()))) for label in ENC_ENTITIES]
+    cuda = VisualBertEncoder(
+        enc_visualbert_dir,
+        backbone="resnet",
+        backbone_kwargs={"checkpoint": str(enc_resnet_dir)},
+        device="cuda",
+        autocast=False,
+    )
+    assert cuda.metadata()["precision"] == "float32"
+    on_cuda = cuda.encode(batch).vectors
+    assert on_cuda.device.type == "cpu"
+    assert torch.allclose(on_cuda, encoder.encode(batch).vectors, atol=1e-3)
+    text = [EntityInput(label, text) for label, text in ENC_TEXTS.items()]
+    on_cuda = TextEncoder(enc_bert_dir, device="cuda", autocast=False).encode(text).vectors
+    assert torch.allclose(on_cuda, TextEncoder(enc_bert_dir, device="cpu").encode(text).vectors, atol=1e-3)
+    # mixed precision (the default on CUDA) is recorded in the metadata
+    assert TextEncoder(enc_bert_dir, device="cuda").metadata()["precision"] in {"bfloat16", "float16"}
 
 
 def test_text_encoder_matches_sentence_transformers():
@@ -388,7 +415,7 @@ def test_model_trains_end_to_end_from_file(encoder, images, tmp_path):
     assert stored.num_ignored == 1 and bool(stored.mask.all())
     model_features = [p for name, p in result.model.named_buffers() if p.shape == (factory.num_entities, 32)]
     model_features += [p for name, p in result.model.named_parameters() if p.shape == (factory.num_entities, 32)]
-    assert any(torch.allclose(p.detach().float(), stored.vectors, atol=1e-6) for p in model_features)
+    assert any(torch.allclose(p.detach().float().cpu(), stored.vectors, atol=1e-6) for p in model_features)
 
 
 def test_missing_images_path(tmp_path):

@@ -160,8 +160,10 @@ def test_ddp_cpu_two_processes(tmp_path):
     negatives of their positives; (4) both ranks end with the same parameters.
     """
     # one OpenMP thread per rank (as torchrun does), else the 2 ranks oversubscribe the cores
+    # the project first, then whatever PYTHONPATH already holds (e.g. where the dependencies are installed)
+    python_path = os.pathsep.join(filter(None, [str(TESTS.parent), os.environ.get("PYTHONPATH")]))
     env = dict(
-        os.environ, PYKEEN_VBKGC_COMPILE="0", MASTER_ADDR="127.0.0.1", OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent)
+        os.environ, PYKEEN_VBKGC_COMPILE="0", MASTER_ADDR="127.0.0.1", OMP_NUM_THREADS="1", PYTHONPATH=python_path
     )
     env.pop("CUDA_VISIBLE_DEVICES", None)
     completed = subprocess.run(

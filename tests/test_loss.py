@@ -80,7 +80,9 @@ def test_usable_with_a_builtin_model():
         loss="meanmarginranking",
         loss_kwargs=dict(margin=2.0),
         negative_sampler_kwargs=dict(num_negs_per_pos=4),
-        training_kwargs=dict(num_epochs=3, batch_size=256, use_tqdm=False),
+        # enough steps that the loss falls on every device (3 epochs at lr 1e-3 did not on CUDA)
+        optimizer_kwargs=dict(lr=1e-2),
+        training_kwargs=dict(num_epochs=5, batch_size=256, use_tqdm=False),
         evaluator_kwargs=dict(batch_size=64),
         random_seed=0,
     )

@@ -53,7 +53,7 @@ def test_pipeline_trains_evaluates_saves_and_reloads(tmp_path):
 
     result.save_to_directory(tmp_path)
     reloaded = torch.load(tmp_path / "trained_model.pkl", weights_only=False)
-    hrt = result.training.mapped_triples[:50]
+    hrt = result.training.mapped_triples[:50].to(result.model.device)
     with torch.no_grad():
         torch.testing.assert_close(reloaded.score_hrt(hrt), result.model.score_hrt(hrt), rtol=0, atol=0)
         torch.testing.assert_close(reloaded.score_t(hrt[:, :2]), result.model.score_t(hrt[:, :2]), rtol=0, atol=0)
