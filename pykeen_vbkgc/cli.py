@@ -61,6 +61,14 @@ def load_dataset_and_features(
     dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
     try:
         dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
+    except TypeError as error:
+        if dataset_directory is None:
+            raise
+        # e.g. nations or the embedded demo: their data is built in or downloaded, there is no directory to pass
+        raise click.BadParameter(
+            f"the dataset {dataset!r} takes no data directory ({error}); leave out --dataset-directory.",
+            param_hint="--dataset-directory",
+        ) from None
     except (KeyError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
     if features is not None and not features.is_file():
@@ -173,6 +181,7 @@ def train(
     """Train VBKGC with PyKEEN's pipeline and report filtered MRR and Hits@k."""
     from pykeen.pipeline import pipeline
 
+    from .features import FeaturesFileError
     from .interaction import normalize_score_terms
 
     logging.basicConfig(level=logging.WARNING)
@@ -183,17 +192,32 @@ def train(
     if output is not None and output.exists() and any(output.iterdir()):
         raise click.BadParameter(f"{output} exists and is not empty.", param_hint="--output")
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
+    # create --output before training, so that a bad path costs no training run (and is removed if training fails)
+    created = output is not None and not output.exists()
+    if output is not None:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise click.BadParameter(f"cannot create {output}: {error.strerror}.", param_hint="--output") from None
     click.echo(f"Training VBKGC+{sampler} on {dataset} with features {features or 'random (ablation S1)'}", err=True)
-    result = pipeline(
-        dataset=dataset_instance,
-        model="vbkgc",
-        negative_sampler=sampler,
-        **settings.pipeline_kwargs(model_kwargs=dict(features=features, score_terms=terms)),
-        epochs=epochs,
-        evaluator_kwargs=dict(batch_size=256),
-        random_seed=seed,
-        device=device,
-    )
+    try:
+        result = pipeline(
+            dataset=dataset_instance,
+            model="vbkgc",
+            negative_sampler=sampler,
+            **settings.pipeline_kwargs(model_kwargs=dict(features=features, score_terms=terms)),
+            epochs=epochs,
+            evaluator_kwargs=dict(batch_size=256),
+            random_seed=seed,
+            device=device,
+        )
+    except BaseException as error:
+        if created:
+            output.rmdir()
+        if isinstance(error, FeaturesFileError):
+            # the model checks the features file when it is built, before any training
+            raise click.ClickException(str(error)) from None
+        raise
     rows = {
         side: {metric: result.metric_results.get_metric(f"{side}.realistic.{metric}") for metric in REPORTED_METRICS}
         for side in ("head", "tail", "both")

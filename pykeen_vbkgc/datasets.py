@@ -41,7 +41,6 @@ from docdata import parse_docdata
 from pykeen.datasets.base import LazyDataset
 from pykeen.triples import TriplesFactory
 from pykeen.triples.triples_factory import create_entity_mapping, create_relation_mapping
-from pykeen.triples.utils import load_triples
 from pystow.utils import download
 
 from .features import FEATURES_METADATA_KEY, EntityFeatures, load_features
@@ -58,6 +57,7 @@ __all__ = [
     "MultimodalDemo",
     "RemoteFile",
     "WN9",
+    "read_triples",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,56 @@ class DatasetFilesError(ValueError):
 
 class ChecksumError(DatasetFilesError):
     """Raised when a dataset file does not have the expected SHA-256 checksum."""
+
+
+#: first lines that name the columns instead of holding a triple
+HEADER_LINES = frozenset(
+    {
+        ("head", "relation", "tail"),
+        ("subject", "predicate", "object"),
+        ("h", "r", "t"),
+        ("source", "relation", "target"),
+    }
+)
+
+
+def read_triples(path: pathlib.Path) -> np.ndarray:
+    """Read a triples file strictly: one ``head<TAB>relation<TAB>tail`` per line, labels taken literally.
+
+    Unlike PyKEEN's pandas-based :func:`~pykeen.triples.utils.load_triples`, no quote character is special (a label
+    starting with ``"`` stays one label), a line with a missing or an extra column is an error instead of an
+    empty label, and a header line is refused. Empty lines are skipped.
+
+    :param path: the file
+    :return: shape: (num_triples, 3), the labels as strings
+    :raises DatasetFilesError: if the file cannot be read, holds no triple, or a line is malformed (the message names
+        the file and the line number)
+    """
+    rows = []
+    try:
+        with open(path, encoding="utf-8", newline="") as file:
+            for number, line in enumerate(file, start=1):
+                line = line.rstrip("\r\n")
+                if not line:
+                    continue
+                fields = line.split("\t")
+                if len(fields) != 3 or not all(field.strip() for field in fields):
+                    raise DatasetFilesError(
+                        f"{path}, line {number}: expected three non-empty tab-separated fields "
+                        f"'head<TAB>relation<TAB>tail', got {line!r}."
+                    )
+                if not rows and tuple(field.strip().lower() for field in fields) in HEADER_LINES:
+                    raise DatasetFilesError(
+                        f"{path}, line {number}: {line!r} looks like a header; triples files have none."
+                    )
+                rows.append(fields)
+    except UnicodeDecodeError as error:
+        raise DatasetFilesError(f"{path} is not UTF-8 text: {error}") from error
+    except OSError as error:
+        raise DatasetFilesError(f"Cannot read triples from {path}: {error}") from error
+    if not rows:
+        raise DatasetFilesError(f"{path} must contain at least one line 'head<TAB>relation<TAB>tail'.")
+    return np.asarray(rows, dtype=str)
 
 
 @dataclass(frozen=True)
@@ -319,17 +369,7 @@ class MultimodalDataset(LazyDataset):
     # -- triples ---------------------------------------------------------------------------------------------------
 
     def _read_split(self, name: str) -> np.ndarray:
-        path = self.directory / name
-        try:
-            triples = load_triples(path)
-        except Exception as error:  # pandas raises several types for malformed files
-            raise DatasetFilesError(f"Cannot read triples from {path}: {error}") from error
-        if triples.ndim != 2 or triples.shape[1] != 3 or triples.shape[0] == 0:
-            raise DatasetFilesError(
-                f"{path} must contain at least one line 'head<TAB>relation<TAB>tail', got an array of shape "
-                f"{triples.shape}."
-            )
-        return triples
+        return read_triples(self.directory / name)
 
     def _load(self) -> None:
         training, validation, testing = (self._read_split(name) for name in SPLIT_FILES)

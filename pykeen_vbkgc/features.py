@@ -268,7 +268,11 @@ def load_features(path: str | os.PathLike) -> EntityFeatures:
         raise FeaturesFileError(f"{path} has no valid 'labels' metadata: {error}") from error
     for key in _RESERVED_KEYS:
         header.pop(key, None)
-    return EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=header, num_images=num_images)
+    try:
+        return EntityFeatures(labels=tuple(labels), vectors=vectors, metadata=header, num_images=num_images)
+    except FeaturesFileError as error:
+        # the checks of EntityFeatures do not know the file; name it
+        raise FeaturesFileError(f"Features file {path}: {error}") from error
 
 
 def _package_version() -> str:

@@ -48,6 +48,8 @@ class MeanMarginRankingLoss(MarginPairwiseLoss):
         """
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
+        if not margin >= 0:
+            raise ValueError(f"margin must be non-negative, got {margin!r}.")
         super().__init__(margin=margin, margin_activation="relu", reduction=reduction)
 
     def process_slcwa_scores(
@@ -84,6 +86,8 @@ class MeanMarginRankingLoss(MarginPairwiseLoss):
             dense[batch_filter] = negative_scores.view(-1)
             counts = batch_filter.sum(dim=1)
             keep = counts > 0
+            if not keep.any():
+                return _no_contribution(positive_scores, negative_scores)
             negative_means = dense.sum(dim=1)[keep] / counts[keep]
             positive_scores = positive_scores[keep]
         return self(pos_scores=positive_scores, neg_scores=negative_means)
@@ -114,4 +118,15 @@ class MeanMarginRankingLoss(MarginPairwiseLoss):
         counts = negative.sum(dim=1, keepdim=True)
         negative_means = (predictions * negative).sum(dim=1, keepdim=True) / counts.clamp_min(1)
         valid = positive & (counts > 0)
+        if not valid.any():
+            return _no_contribution(predictions)
         return self(pos_scores=predictions[valid], neg_scores=negative_means.expand_as(predictions)[valid])
+
+
+def _no_contribution(*scores: FloatTensor) -> FloatTensor:
+    """Return the loss of a batch in which no positive has a negative to contrast with: zero.
+
+    The zero is computed from the scores, so that it belongs to the autograd graph and ``backward()`` still works
+    (with zero gradients); the mean over no positives would be NaN.
+    """
+    return sum(score.sum() for score in scores) * 0.0

@@ -1,6 +1,7 @@
 """VBKGC: a multimodal TransE with frozen VisualBERT features and a learned projection."""
 
-from __future__ import annotations
+# no ``from __future__ import annotations`` here: PyKEEN's command builder (``pykeen train vbkgc``) reads the
+# annotations of ``VBKGC.__init__`` as types, and drops every option whose annotation is a string
 
 import inspect
 import logging
@@ -153,6 +154,9 @@ class VBKGC(
             step whatever the gradient's scale, hence $\mathbf{W}$ by $s$ times that. (Plain SGD would see $s^2$.)
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
+        for name, value in dict(embedding_dim=embedding_dim, feature_dim=feature_dim).items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if kwargs.get("random_seed") is not None:
             # seed before drawing Xavier rows for entities without features, so they are reproducible, too
             set_random_seed(kwargs["random_seed"])

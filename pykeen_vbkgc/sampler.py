@@ -72,6 +72,8 @@ class TwinsNegativeSampler(BasicNegativeSampler):
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.sampling.BasicNegativeSampler`, e.g.,
             ``filtered`` and ``corruption_scheme`` (default: head and tail)
         """
+        if isinstance(num_negs_per_pos, bool) or not isinstance(num_negs_per_pos, int) or num_negs_per_pos < 1:
+            raise ValueError(f"num_negs_per_pos must be a positive integer, got {num_negs_per_pos!r}.")
         super().__init__(num_negs_per_pos=num_negs_per_pos, **kwargs)
         _check_training_model()
         self._entity_columns = [

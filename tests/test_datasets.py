@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from dataset_fixtures import TINY_NAMES, shared_directory, write_checksums, write_tiny_fb
 from pykeen.datasets import dataset_resolver
+from pykeen.triples.utils import load_triples
 
 from pykeen_vbkgc import datasets as datasets_module
 from pykeen_vbkgc.datasets import (
@@ -25,6 +27,7 @@ from pykeen_vbkgc.datasets import (
     FB15k237Multimodal,
     MultimodalDemo,
     RemoteFile,
+    read_triples,
 )
 
 
@@ -178,9 +181,43 @@ def test_malformed_checksums_file(tmp_path):
 
 def test_malformed_triples(tmp_path):
     directory = write_tiny_fb(tmp_path / "fb", checksums=False)
-    (directory / "test.txt").write_text("/m/01\t/r/a\n")
-    with pytest.raises(DatasetFilesError, match=r"test\.txt must contain at least one line"):
+    (directory / "test.txt").write_text("/m/01\t/r/a\t/m/02\n/m/01\t/r/a\n")
+    with pytest.raises(DatasetFilesError, match=r"test\.txt, line 2: expected three non-empty tab-separated fields"):
         FB15k237Multimodal(directory=directory).training  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a\tr\tb\nc\tr\n", r"x\.txt, line 2: expected three non-empty .* got 'c\\tr'\.$"),
+        ("a\tr\tb\tc\n", r"x\.txt, line 1: expected three non-empty"),
+        ("a\tr\tb\n\n\tr\tb\n", r"x\.txt, line 3: expected three non-empty"),
+        ("a\t \tb\n", r"x\.txt, line 1: expected three non-empty"),
+        ("a r b\n", r"x\.txt, line 1: expected three non-empty"),
+        ("head\trelation\ttail\na\tr\tb\n", r"x\.txt, line 1: 'head\\trelation\\ttail' looks like a header"),
+        ("\n\n", r"x\.txt must contain at least one line"),
+    ],
+)
+def test_triples_are_read_strictly(tmp_path, text, message):
+    path = tmp_path / "x.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetFilesError, match=message):
+        read_triples(path)
+
+
+def test_triples_labels_are_taken_literally(tmp_path):
+    path = tmp_path / "x.txt"
+    # pandas would merge the quoted lines into one label; a CRLF file and a missing final newline are fine
+    path.write_bytes(b'"quoted\tr\tb\r\nc\tr\t"x y"\r\nd\tr\te')
+    assert read_triples(path).tolist() == [['"quoted', "r", "b"], ["c", "r", '"x y"'], ["d", "r", "e"]]
+    path.write_bytes(b"a\tr\t\xff\n")
+    with pytest.raises(DatasetFilesError, match=r"x\.txt is not UTF-8 text"):
+        read_triples(path)
+
+
+def test_strict_reading_agrees_with_pykeen_on_the_real_files():
+    path = shared_directory("wn9") / "train.txt"
+    np.testing.assert_array_equal(read_triples(path), load_triples(path))
 
 
 def test_without_wikidata_texts_are_names(tmp_path):

@@ -134,3 +134,50 @@ def test_encode_dataset_texts(enc_bert_dir, tmp_path):
     features = load_features(output)
     assert features.labels == tuple(dataset.entity_texts) and features.dim == 16
     assert features.align(dataset.entity_to_id).num_covered == dataset.num_entities
+
+
+def test_sigterm_keeps_the_finished_entities_and_the_next_run_resumes(base_args, monkeypatch, tmp_path):
+    """SIGTERM (timeout, kill, batch schedulers) is handled like Ctrl-C: one line, exit 143, then resume."""
+    import os
+    import signal
+
+    from pykeen_vbkgc.encoders.run import partial_path
+    from pykeen_vbkgc.encoders.visualbert import VisualBertEncoder
+
+    original = VisualBertEncoder.encode
+    calls = []
+
+    def terminated_at_the_third_batch(self, batch):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, batch)
+
+    monkeypatch.setattr(VisualBertEncoder, "encode", terminated_at_the_third_batch)
+    output = tmp_path / "out.safetensors"
+    args = [*base_args, "--batch-size", "2", "-o", output]
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    code, text = _run(encode, args)
+    assert code == 143
+    assert text.strip() == (
+        f"Interrupted: the finished entities are in {partial_path(output)}; run the same command again to resume."
+    )
+    assert signal.getsignal(signal.SIGTERM) is previous_handler  # the handler is only installed while encoding
+    assert not output.exists() and len(load_features(partial_path(output)).labels) == 4
+    monkeypatch.setattr(VisualBertEncoder, "encode", original)
+    code, text = _run(encode, args)
+    assert code == 0 and "Wrote 8 entities" in text
+    assert "Loading weights" not in text  # --quiet silences transformers' bars, too
+    assert not partial_path(output).exists()
+
+
+def test_threads_option_sets_torch_threads(base_args, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        code, text = _run(encode, [*base_args, "--threads", "1", "-o", tmp_path / "out.safetensors"])
+        assert code == 0, text
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    code, text = _run(encode, [*base_args, "--threads", "0", "-o", tmp_path / "other.safetensors"])
+    assert code == 2 and "Invalid value for '--threads': 0 is not in the range x>=1." in text

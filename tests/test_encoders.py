@@ -237,6 +237,18 @@ def test_resume_after_interruption(encoder, images, tmp_path):
     assert stored.num_images.tolist() == reference.num_images.tolist()
 
 
+def test_temporaries_of_killed_writes_are_removed(encoder, tmp_path):
+    output = tmp_path / "features.safetensors"
+    # what a SIGKILL during save_features leaves behind (mkstemp names), next to an unrelated hidden file
+    stale = [tmp_path / ".features.safetensors.k3j2.tmp", tmp_path / ".features.safetensors.partial.x9.tmp"]
+    for path in stale:
+        path.touch()
+    (tmp_path / ".other.safetensors.a1.tmp").touch()
+    encode_entities(encoder, ENC_TEXTS, output=output, progress=False)
+    assert not any(path.exists() for path in stale)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".other.safetensors.a1.tmp", "features.safetensors"]
+
+
 def test_resume_reencodes_changed_inputs_and_checks_settings(encoder, enc_visualbert_dir, tmp_path):
     output = tmp_path / "f.safetensors"
     with pytest.raises(KeyboardInterrupt):

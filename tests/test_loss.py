@@ -44,6 +44,26 @@ def test_filtered_negatives_average_over_the_kept_ones():
     assert value.item() == pytest.approx(sum(expected) / 2)
 
 
+def test_a_batch_whose_negatives_were_all_filtered_gives_zero_not_nan():
+    positive = POSITIVE.clone().requires_grad_()
+    nothing = torch.zeros(3, 4, dtype=torch.bool)
+    value = MeanMarginRankingLoss(margin=1.0).process_slcwa_scores(
+        positive_scores=positive, negative_scores=torch.empty(0), batch_filter=nothing
+    )
+    assert value.item() == 0.0
+    value.backward()  # still part of the graph: a training step with such a batch changes nothing
+    assert positive.grad.abs().sum() == 0
+    # the same for LCWA: rows without negatives
+    predictions = torch.ones(2, 3, requires_grad=True)
+    assert MeanMarginRankingLoss().process_lcwa_scores(predictions, torch.ones(2, 3)).item() == 0.0
+
+
+def test_negative_margin_is_refused():
+    with pytest.raises(ValueError, match=r"^margin must be non-negative, got -1.0.$"):
+        MeanMarginRankingLoss(margin=-1.0)
+    assert MeanMarginRankingLoss(margin=0.0).margin == 0.0
+
+
 def test_gradient_flows_to_scores():
     positive = POSITIVE.clone().requires_grad_()
     negative = NEGATIVE.clone().requires_grad_()

@@ -322,6 +322,22 @@ def test_bad_input_raises_clear_errors(tiny_factory, features, kwargs, message):
         VBKGC(triples_factory=tiny_factory, features=features, embedding_dim=4, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(embedding_dim=0), "embedding_dim must be a positive integer, got 0."),
+        (dict(embedding_dim=-3), "embedding_dim must be a positive integer, got -3."),
+        (dict(embedding_dim=4, feature_dim=0), "feature_dim must be a positive integer, got 0."),
+        (dict(embedding_dim=2.5), "embedding_dim must be a positive integer, got 2.5."),
+    ],
+)
+def test_bad_dimensions_are_refused_before_anything_is_built(tiny_factory, caplog, kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        VBKGC(triples_factory=tiny_factory, features="random", **kwargs)
+    # refused before the features are resolved: no "random features" warning for a model that is never built
+    assert not caplog.records
+
+
 def test_features_without_any_matching_label(tiny_factory, tmp_path):
     path = save_features(tmp_path / "other.safetensors", ["x", "y"], torch.randn(2, 3))
     with pytest.raises(FeaturesFileError, match="None of the labels in the features file .*other.safetensors matches"):

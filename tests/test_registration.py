@@ -69,3 +69,21 @@ def test_register_is_idempotent():
     assert pykeen_vbkgc.register() is True
     assert pykeen_vbkgc.register() is True
     assert model_resolver.lookup("vbkgc") is pykeen_vbkgc.VBKGC
+
+
+def test_pykeen_cli_offers_the_model_options():
+    """``pykeen train vbkgc`` (PyKEEN's own CLI) builds options from the annotations of ``VBKGC.__init__``."""
+    from click.testing import CliRunner
+    from pykeen.cli import main
+
+    result = CliRunner().invoke(main, ["train", "vbkgc", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in (
+        "--normalize BOOLEAN",
+        "--projection-bias BOOLEAN",
+        "--projection-lr-scale FLOAT",
+        "--min-feature-coverage FLOAT",
+        "--feature-dim INTEGER",
+        "--embedding-dim INTEGER",
+    ):
+        assert option in result.output

@@ -73,6 +73,17 @@ def test_filter_runs_on_plain_triples_and_never_lets_a_positive_through():
     assert torch.equal(mask, ~is_positive)
 
 
+@pytest.mark.parametrize("k", [0, -1])
+def test_bad_number_of_negatives_is_refused(tiny_factory, k):
+    with pytest.raises(ValueError, match=f"^num_negs_per_pos must be a positive integer, got {k}.$"):
+        TwinsNegativeSampler(
+            mapped_triples=tiny_factory.mapped_triples,
+            num_entities=tiny_factory.num_entities,
+            num_relations=tiny_factory.num_relations,
+            num_negs_per_pos=k,
+        )
+
+
 def test_twins_with_a_model_without_twins_support_fails_at_once():
     with pytest.raises(TwinsNotSupportedError, match=r"needs a model that consumes twins negatives.*TransE"):
         pipeline(

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -32,3 +33,57 @@ def test_train_refuses_a_non_empty_output_directory(tmp_path):
     assert result.exit_code == 2
     assert "exists and is not empty" in result.output
     assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def _bad_features_files(directory):
+    """Write features files that are broken in the ways users meet: NaN rows, truncated, empty, not safetensors."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    source = MultimodalDemo().features_path
+    with safe_open(str(source), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    tensors["features"][3, 0] = float("nan")
+    save_file(tensors, directory / "nan.safetensors", metadata=metadata)
+    data = source.read_bytes()
+    (directory / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    (directory / "empty.safetensors").write_bytes(b"")
+    (directory / "text.safetensors").write_text("entity\tvector\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nan", "Error: Features file {path}: vectors contains NaN or infinite values in 1 rows (first rows: [3])."),
+        ("truncated", "Error: {path} is not a readable safetensors file: Error while deserializing header: "),
+        ("empty", "Error: {path} is not a readable safetensors file: Error while deserializing header: "),
+        ("text", "Error: {path} is not a readable safetensors file: Error while deserializing header: "),
+    ],
+)
+def test_train_reports_a_bad_features_file_in_one_line(tmp_path, name, message):
+    _bad_features_files(tmp_path)
+    path, output = tmp_path / f"{name}.safetensors", tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", "--features", str(path), "--output", str(output)])
+    assert result.exit_code == 1
+    assert result.stdout == "" and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1].startswith(message.format(path=path))
+    assert not output.exists()  # nothing left behind
+
+
+@pytest.mark.parametrize("dataset", ["nations", "multimodaldemo"])
+def test_train_refuses_a_directory_for_a_dataset_without_one(tmp_path, dataset):
+    result = CliRunner().invoke(main, ["train", "--dataset", dataset, "--dataset-directory", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"Invalid value for --dataset-directory: the dataset '{dataset}' takes no data directory (" in result.output
+    assert "leave out --dataset-directory." in result.output
+
+
+def test_train_checks_the_output_before_training(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    output = tmp_path / "a-file" / "run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", "--output", str(output)])
+    assert result.exit_code == 2
+    assert f"Invalid value for --output: cannot create {output}: Not a directory." in result.output
+    assert "Training VBKGC" not in result.output  # refused before any training

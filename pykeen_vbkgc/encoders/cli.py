@@ -7,6 +7,7 @@ Every unusable input ends the command with one error message before anything is 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -16,7 +17,7 @@ from .backbones import backbone_resolver
 from .base import EncoderLoadError
 from .inputs import EncodingInputError, check_inputs, read_images, read_texts
 from .projection import DimensionMismatchError
-from .run import encode_entities, parse_shard
+from .run import EncodingTerminated, encode_entities, parse_shard, partial_path
 from .run import merge_features as merge_feature_files
 from .visualbert import DEFAULT_CHECKPOINT
 
@@ -152,12 +153,17 @@ def _load_dataset(name: str, directory: Path | None):
 @click.option("--max-length", type=click.IntRange(min=3), help="Maximum text tokens; default: the model's limit.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", help="e.g. cpu, cuda, cuda:1; default: CUDA when available.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for torch; default: torch's choice. On a busy or small machine 1 can be faster.",
+)
 @click.option("--no-autocast", is_flag=True, help="Disable mixed precision on CUDA.")
 @click.option("--shard", help="Encode only shard i of n ('i/n', 0-based); merge the shards with merge-features.")
 @click.option("--restart", is_flag=True, help="Ignore the resume file <output>.partial and encode everything.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bars (neither ours nor the model loading's).")
 @click.pass_context
 def encode(
     ctx: click.Context,
@@ -182,6 +188,7 @@ def encode(
     max_length: int | None,
     batch_size: int,
     device: str | None,
+    threads: int | None,
     no_autocast: bool,
     shard: str | None,
     restart: bool,
@@ -236,6 +243,15 @@ def encode(
         if output.exists() and not overwrite:
             raise click.UsageError(f"The output file {output} exists; pass --overwrite to replace it.")
 
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        if quiet:
+            # transformers' own bars ("Loading weights"), too
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
         if encoder_name == "text":
             from .text import TextEncoder
 
@@ -285,6 +301,12 @@ def encode(
         raise
     except _USER_ERRORS as error:
         raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt as error:
+        # Ctrl-C or SIGTERM: encode_entities kept the finished entities; one line instead of a traceback
+        partial = partial_path(output) if output is not None else None
+        kept = f"the finished entities are in {partial}" if partial and partial.exists() else "no entity was finished"
+        click.echo(f"Interrupted: {kept}; run the same command again to resume.", err=True)
+        sys.exit(143 if isinstance(error, EncodingTerminated) else 130)
     with_images = int((features.num_images > 0).sum()) if features.num_images is not None else 0
     click.echo(
         f"Wrote {len(features.labels):,} entities x {features.dim} ({with_images:,} with images, "

@@ -1,10 +1,12 @@
 """Running an encoder over many entities: batching, progress, resuming, sharding and merging shards.
 
 Resuming: while :func:`encode_entities` runs it keeps a partial features file ``<output>.partial`` up to date
-(every ``checkpoint_interval`` seconds and when interrupted, e.g. by Ctrl-C or an error). A new run with the same
+(every ``checkpoint_interval`` seconds and when interrupted: Ctrl-C, SIGTERM as sent by ``timeout``, ``kill`` and batch
+schedulers, or an error). A new run with the same
 encoder settings takes the finished entities from it and encodes only the rest; each entity's inputs are
 fingerprinted, so an entity whose text or images changed is encoded again. The output is written only at the end,
 atomically (temporary file + rename), and the partial file is then removed: a features file is always complete.
+Temporary files that a hard kill (SIGKILL) left behind are removed by the next run.
 
 Sharding: ``shard=(i, n)`` encodes the ``i``-th of ``n`` contiguous slices (0-based) of the entity list, so that
 several GPUs or machines can share the work. Each shard file records its index, the number of shards and a hash of
@@ -13,12 +15,16 @@ the full entity list; :func:`merge_features` checks that the shards fit together
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -29,6 +35,7 @@ from .base import EntityEncoder, EntityInput
 from .inputs import EncodingInputError, check_inputs
 
 __all__ = [
+    "EncodingTerminated",
     "encode_entities",
     "merge_features",
     "parse_shard",
@@ -54,6 +61,35 @@ RUN_KEYS = frozenset(
 )
 #: metadata keys that describe the sharding
 SHARD_KEYS = ("shard", "shard_entities_total", "shard_entities_sha256")
+
+
+class EncodingTerminated(KeyboardInterrupt):
+    """Raised when SIGTERM arrives while encoding; handled like Ctrl-C (the finished entities are kept)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`EncodingTerminated` for the duration of the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed in the main thread
+        return
+
+    def handler(signum, frame):
+        raise EncodingTerminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale_temporaries(output: Path) -> None:
+    """Remove the temporary files of earlier writes of ``output`` (and of its partial file) that were killed."""
+    for name in (output.name, partial_path(output).name):
+        for stale in output.parent.glob(f".{glob.escape(name)}.*.tmp"):
+            logger.info(f"Removing {stale}, left behind by an interrupted write")
+            stale.unlink(missing_ok=True)
 
 
 def parse_shard(value: str) -> tuple[int, int]:
@@ -199,6 +235,7 @@ def encode_entities(
                 f"The output file {output} exists; pass overwrite=True (--overwrite) to replace it."
             )
         partial = partial_path(output)
+        _remove_stale_temporaries(output)
         if partial.exists() and not resume:
             partial.unlink()
         elif partial.exists():
@@ -235,16 +272,18 @@ def encode_entities(
     written = len(rows)
     bar = tqdm(total=len(inputs), initial=len(rows), unit="entity", desc="Encoding", disable=not progress)
     try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            result = encoder.encode(batch)
-            for i, entity in enumerate(batch):
-                rows[entity.label] = result.vectors[i]
-                extra[entity.label] = (bool(result.truncated[i]), int(result.num_images[i]))
-            bar.update(len(batch))
-            if partial is not None and time.monotonic() - last_checkpoint > checkpoint_interval:
-                write_partial()
-                written, last_checkpoint = len(rows), time.monotonic()
+        # SIGTERM (timeout, kill, batch schedulers) keeps the finished entities, as Ctrl-C does
+        with _sigterm_as_interrupt():
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                result = encoder.encode(batch)
+                for i, entity in enumerate(batch):
+                    rows[entity.label] = result.vectors[i]
+                    extra[entity.label] = (bool(result.truncated[i]), int(result.num_images[i]))
+                bar.update(len(batch))
+                if partial is not None and time.monotonic() - last_checkpoint > checkpoint_interval:
+                    write_partial()
+                    written, last_checkpoint = len(rows), time.monotonic()
     except BaseException:
         if len(rows) > written:
             logger.warning(f"Interrupted: keeping {len(rows):,} finished entities in {partial} for resuming")
