@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from pykeen.datasets import Dataset
 
 __all__ = [
+    "as_triples_directory",
     "dataset_options",
     "load_dataset_and_features",
     "main",
@@ -56,11 +58,23 @@ def load_dataset_and_features(
     """
     from pykeen.datasets import get_dataset
 
+    from .datasets import DatasetFilesError, TriplesDirectory
     from .features import FEATURES_METADATA_KEY
 
+    own_graph = as_triples_directory(dataset)
+    if own_graph is not None and dataset_directory is not None:
+        raise click.BadParameter(
+            f"{dataset} is a directory: it is the data itself; leave out --dataset-directory.",
+            param_hint="--dataset-directory",
+        )
     dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
     try:
-        dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
+        if own_graph is not None:
+            dataset_instance = TriplesDirectory(own_graph)
+        else:
+            dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
+        # read the triples now: a bad file is reported before anything else happens
+        training = dataset_instance.training
     except TypeError as error:
         if dataset_directory is None:
             raise
@@ -69,21 +83,48 @@ def load_dataset_and_features(
             f"the dataset {dataset!r} takes no data directory ({error}); leave out --dataset-directory.",
             param_hint="--dataset-directory",
         ) from None
+    except DatasetFilesError as error:
+        raise click.ClickException(str(error)) from None
     except (KeyError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
     if features is not None and not features.is_file():
         raise click.BadParameter(f"Features file not found: {features}", param_hint="--features")
     if features is None:
-        own = dataset_instance.training.metadata.get(FEATURES_METADATA_KEY)
+        own = training.metadata.get(FEATURES_METADATA_KEY)
         features = None if own is None else Path(own)
     return dataset_instance, features
+
+
+def as_triples_directory(dataset: str) -> Path | None:
+    """Return ``dataset`` as a directory if it names one that is not also a registered dataset name, else None.
+
+    A registered name wins over a directory of the same name in the working directory; write ``./wn9`` for that.
+    """
+    from pykeen.datasets import dataset_resolver
+
+    path = Path(dataset).expanduser()
+    if not path.is_dir():
+        return None
+    if "/" not in dataset and os.sep not in dataset:
+        try:
+            dataset_resolver.lookup(dataset)
+        except (KeyError, ValueError):
+            return path
+        return None
+    return path
 
 
 def dataset_options(command):
     """Add the dataset, dataset directory, features and sampler options of a training command."""
     for option in reversed(
         [
-            click.option("--dataset", default="multimodaldemo", show_default=True, help="A PyKEEN dataset name."),
+            click.option(
+                "--dataset",
+                default="multimodaldemo",
+                show_default=True,
+                help="A PyKEEN dataset name (e.g. wn9, fb15k237multimodal, nations), or your own graph: a directory "
+                "with train.txt, valid.txt and test.txt (head<TAB>relation<TAB>tail) and optionally a features file.",
+            ),
             click.option(
                 "--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory."
             ),

@@ -56,6 +56,7 @@ __all__ = [
     "MultimodalDataset",
     "MultimodalDemo",
     "RemoteFile",
+    "TriplesDirectory",
     "WN9",
     "read_triples",
 ]
@@ -466,8 +467,10 @@ class MultimodalDataset(LazyDataset):
         """The features file to hand to the model, e.g. ``model_kwargs=dict(features=dataset.features_path)``.
 
         The explicit ``features_path``, else ``features.safetensors`` in the data directory if present, else the
-        only ``features.*.safetensors`` there (e.g. ``features.minilm.safetensors``), else ``features.safetensors``
-        in the cache directory of this dataset, where the encoder should write it. The file need not exist yet.
+        only ``features.*.safetensors`` there (e.g. ``features.minilm.safetensors``), else a file in the cache
+        directory of this dataset, where the encoder should write it: ``features.safetensors`` for the downloaded
+        copy, ``features-<key>.safetensors`` for a local data directory, ``<key>`` a hash of the directory's path (so
+        that features encoded for one copy are never used for another). The file need not exist yet.
         The training triples carry the path in their metadata when the file exists, so that
         :class:`~pykeen_vbkgc.VBKGC` uses it by default.
         """
@@ -484,7 +487,14 @@ class MultimodalDataset(LazyDataset):
                 f"{self.directory} has several features files ({', '.join(v.name for v in variants)}); none is used "
                 f"by default. Pass features_path= to the dataset, or name one {FEATURES_FILE}."
             )
-        return self.cache_root / FEATURES_FILE
+        return self._default_features_path()
+
+    def _default_features_path(self) -> pathlib.Path:
+        """Return where the features go when the data directory has none (see :attr:`features_path`)."""
+        if self.source == "cache":
+            return self.cache_root / FEATURES_FILE
+        key = hashlib.sha256(str(self.directory.resolve()).encode()).hexdigest()[:12]
+        return self.cache_root / f"features-{key}.safetensors"
 
     @property
     def has_features(self) -> bool:
@@ -558,6 +568,45 @@ def _read_tsv_pairs(path: pathlib.Path) -> dict[str, str]:
 
 
 @parse_docdata
+class TriplesDirectory(MultimodalDataset):
+    """Your own graph: a directory with ``train.txt``, ``valid.txt`` and ``test.txt`` (``head<TAB>relation<TAB>tail``).
+
+    Optional files in the same directory: ``entity2text.txt`` (``label<TAB>text``, what ``pykeen-vbkgc encode
+    --dataset <directory>`` encodes, writing ``features.safetensors`` there) and a features file
+    (``features.safetensors``, or the only ``features.*.safetensors``), which :class:`~pykeen_vbkgc.VBKGC` then
+    uses by default. Entities and relations
+    are indexed over all three splits. Images: ``images_directory=`` with one folder per entity label.
+
+    .. code-block:: python
+
+        from pykeen.pipeline import pipeline
+        from pykeen_vbkgc.datasets import TriplesDirectory
+
+        result = pipeline(dataset=TriplesDirectory("my_graph"), model="vbkgc", negative_sampler="twins")
+    """
+
+    required_files = SPLIT_FILES
+    optional_files = ("entity2text.txt",)
+    source_hint = "Write the triples as head<TAB>relation<TAB>tail, one per line."
+
+    def __init__(self, directory: str | os.PathLike, **kwargs) -> None:
+        """Initialize the dataset from a directory.
+
+        :param directory: the directory with the three split files
+        :param kwargs: keyword arguments of :class:`MultimodalDataset`, e.g. ``features_path`` or
+            ``images_directory``
+        """
+        super().__init__(directory=directory, **kwargs)
+
+    def _read_texts(self) -> dict[str, str]:
+        path = self.directory / "entity2text.txt"
+        return _read_tsv_pairs(path) if path.is_file() else {}
+
+    def _default_features_path(self) -> pathlib.Path:
+        # your own directory: the features go next to the triples, where the next run finds them
+        return self.directory / FEATURES_FILE
+
+
 class FB15k237Multimodal(MultimodalDataset):
     """FB15k-237 with entity texts and, where available, the MMKG images.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from pykeen_vbkgc.datasets import (
     FB15k237Multimodal,
     MultimodalDemo,
     RemoteFile,
+    TriplesDirectory,
     read_triples,
 )
 
@@ -360,9 +362,35 @@ def test_features_path_and_missing_features(tmp_path):
     assert not dataset.has_features
     with pytest.raises(FileNotFoundError, match=r"No features file for FB15k237Multimodal at .*f\.safetensors"):
         dataset.features()
-    # without an explicit path, the default lives in the (writable) cache, not in the data directory
+    # without an explicit path, the default lives in the (writable) cache, not in the data directory, in a file keyed
+    # by the data directory: features encoded for one copy are never picked up for another
     dataset = FB15k237Multimodal(directory=directory, cache_root=tmp_path / "cache")
-    assert dataset.features_path == tmp_path / "cache" / "fb15k237multimodal" / "features.safetensors"
+    key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
+    assert dataset.features_path == tmp_path / "cache" / "fb15k237multimodal" / f"features-{key}.safetensors"
+    dataset.features_path.write_bytes(b"")
+    other = FB15k237Multimodal(directory=shutil.copytree(directory, tmp_path / "copy"), cache_root=tmp_path / "cache")
+    assert dataset.has_features and not other.has_features
+
+
+def test_own_graph_directory(tmp_path):
+    directory = tmp_path / "graph"
+    directory.mkdir()
+    for name, triples in dict(train=[("a", "likes", "b"), ("b", "likes", "c")], valid=[("c", "likes", "d")]).items():
+        (directory / f"{name}.txt").write_text("".join("\t".join(t) + "\n" for t in triples))
+    (directory / "test.txt").write_text("d\tknows\ta\n")
+    dataset = TriplesDirectory(directory)
+    # indexed over all splits: d and 'knows' appear only in validation / test
+    assert dataset.num_entities == 4 and dataset.num_relations == 2
+    assert dataset.entity_texts == {}  # entity2text.txt is optional
+    assert dataset.features_path == directory / "features.safetensors" and not dataset.has_features
+    (directory / "entity2text.txt").write_text("a\tthe letter a\n")
+    (directory / "features.safetensors").write_bytes(b"")
+    dataset = TriplesDirectory(directory)
+    assert dataset.entity_texts == {"a": "the letter a"}
+    assert dataset.training.metadata["vbkgc_features"] == str((directory / "features.safetensors").resolve())
+    (directory / "valid.txt").unlink()
+    with pytest.raises(DatasetFilesError, match=r"TriplesDirectory: .*graph lacks 1 required file\(s\): valid\.txt"):
+        TriplesDirectory(directory)
 
 
 # -- the shipped demo ------------------------------------------------------------------------------------------------

@@ -136,6 +136,23 @@ def test_encode_dataset_texts(enc_bert_dir, tmp_path):
     assert features.align(dataset.entity_to_id).num_covered == dataset.num_entities
 
 
+def test_encode_your_own_graph_directory(enc_bert_dir, tmp_path):
+    """``--dataset <directory>``: texts from its entity2text.txt, features written next to the triples."""
+    from pykeen_vbkgc.datasets import TriplesDirectory
+
+    graph = tmp_path / "graph"
+    graph.mkdir()
+    (graph / "train.txt").write_text("a\tr\tb\nb\tr\tc\n")
+    (graph / "valid.txt").write_text("a\tr\tc\n")
+    (graph / "test.txt").write_text("c\tr\ta\n")
+    (graph / "entity2text.txt").write_text("a\tthe cat\nb\ta dog\nc\tParis, France\n")
+    code, text = _run(encode, ["--dataset", graph, "--encoder", "text", "--checkpoint", enc_bert_dir, "--quiet"])
+    assert code == 0, text
+    assert f"Wrote 3 entities x 16 (0 with images, 0 texts truncated) to {graph / 'features.safetensors'}" in text
+    dataset = TriplesDirectory(graph)
+    assert dataset.has_features and load_features(dataset.features_path).labels == ("a", "b", "c")
+
+
 def test_sigterm_keeps_the_finished_entities_and_the_next_run_resumes(base_args, monkeypatch, tmp_path):
     """SIGTERM (timeout, kill, batch schedulers) is handled like Ctrl-C: one line, exit 143, then resume."""
     import os

@@ -87,3 +87,28 @@ def test_train_checks_the_output_before_training(tmp_path):
     assert result.exit_code == 2
     assert f"Invalid value for --output: cannot create {output}: Not a directory." in result.output
     assert "Training VBKGC" not in result.output  # refused before any training
+
+
+def test_train_on_your_own_graph_directory(tmp_path):
+    """``--dataset`` takes a directory of train/valid/test.txt; its features file is used by default."""
+    import shutil
+
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    graph = tmp_path / "my graph"
+    graph.mkdir()
+    for name in ("train.txt", "valid.txt", "test.txt", "features.safetensors"):
+        shutil.copy(MultimodalDemo.package_directory / name, graph / name)
+    result = CliRunner().invoke(main, ["train", "--dataset", str(graph), "--epochs", "1", "--batch-size", "512"])
+    assert result.exit_code == 0, result.output
+    assert f"Training VBKGC+twins on {graph} with features {graph / 'features.safetensors'}" in result.stderr
+    assert result.stdout.splitlines()[-1].startswith("both")
+    result = CliRunner().invoke(main, ["train", "--dataset", str(graph), "--dataset-directory", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory: it is the data itself" in result.output
+    (graph / "test.txt").write_text("x\ty\n")
+    result = CliRunner().invoke(main, ["train", "--dataset", str(graph), "--epochs", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {graph / 'test.txt'}, line 1: expected three non-empty tab-separated fields "
+        "'head<TAB>relation<TAB>tail', got 'x\\ty'."
+    )

@@ -62,6 +62,14 @@ def _explicit(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 def _load_dataset(name: str, directory: Path | None):
     from pykeen.datasets import dataset_resolver
 
+    from ..cli import as_triples_directory
+    from ..datasets import TriplesDirectory
+
+    own_graph = as_triples_directory(name)
+    if own_graph is not None:
+        if directory is not None:
+            raise click.BadParameter(f"{name} is a directory: leave out --dataset-directory.", param_hint="--dataset")
+        return TriplesDirectory(own_graph)
     try:
         dataset_cls = dataset_resolver.lookup(name)
     except (KeyError, ValueError) as error:
@@ -83,7 +91,11 @@ def _load_dataset(name: str, directory: Path | None):
 @click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="The features file to write.")
 @click.option("--texts", type=click.Path(path_type=Path), help="Entity texts: TSV (label<TAB>text) or JSON.")
-@click.option("--dataset", help="Use a multimodal dataset's own texts (and images), e.g. fb15k237multimodal.")
+@click.option(
+    "--dataset",
+    help="Use a dataset's own texts (and images): a multimodal dataset name, e.g. fb15k237multimodal, or your own "
+    "graph's directory (texts in entity2text.txt; the features are written next to them by default).",
+)
 @click.option("--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Its data directory.")
 @click.option("--images", type=click.Path(path_type=Path), help="Entity images: a directory per entity, or a TSV.")
 @click.option(
