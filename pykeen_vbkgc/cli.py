@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,13 @@ __all__ = [
     "as_triples_directory",
     "dataset_options",
     "load_dataset_and_features",
+    "load_run",
     "main",
     "settings_options",
 ]
+
+#: the file in which ``train --output`` records how the run was made (read by ``evaluate``)
+RUN_RECORD = "vbkgc_run.json"
 
 #: the metrics printed after training (filtered, realistic ranks)
 REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hits_at_10")
@@ -259,18 +264,160 @@ def train(
             # the model checks the features file when it is built, before any training
             raise click.ClickException(str(error)) from None
         raise
+    rows = _echo_metrics(result.metric_results)
+    click.echo(f"training {result.train_seconds:.1f} s, evaluation {result.evaluate_seconds:.1f} s", err=True)
+    if output is not None:
+        result.save_to_directory(output)
+        (output / "metrics_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+        # what `evaluate` needs to find the dataset again
+        own_graph = as_triples_directory(dataset)
+        record = dict(
+            dataset=str(own_graph.resolve()) if own_graph is not None else dataset,
+            dataset_directory=None if dataset_directory is None else str(dataset_directory.resolve()),
+            features=None if features is None else str(features),
+            sampler=sampler,
+            epochs=epochs,
+            seed=seed,
+            settings=dataclasses.asdict(settings),
+        )
+        (output / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        click.echo(f"saved to {output}", err=True)
+
+
+def _echo_metrics(metric_results) -> dict[str, dict[str, float]]:
+    """Print the filtered MRR and Hits@k of each side as a table; return them."""
     rows = {
-        side: {metric: result.metric_results.get_metric(f"{side}.realistic.{metric}") for metric in REPORTED_METRICS}
+        side: {metric: metric_results.get_metric(f"{side}.realistic.{metric}") for metric in REPORTED_METRICS}
         for side in ("head", "tail", "both")
     }
     click.echo(f"{'side':<6}{'MRR':>8}{'Hits@1':>8}{'Hits@3':>8}{'Hits@10':>9}")
     for side, values in rows.items():
         click.echo(f"{side:<6}" + "".join(f"{value:>8.3f}" for value in values.values()))
-    click.echo(f"training {result.train_seconds:.1f} s, evaluation {result.evaluate_seconds:.1f} s", err=True)
-    if output is not None:
-        result.save_to_directory(output)
-        (output / "metrics_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-        click.echo(f"saved to {output}", err=True)
+    return rows
+
+
+def load_run(run: Path):
+    """Load a model saved by ``train --output`` and its training triples (the label mappings).
+
+    The model is a pickle (PyKEEN's ``trained_model.pkl``): it is read with ``weights_only=False``, so load only
+    directories you trust. A model trained on a GPU is loaded onto the CPU when no GPU is available.
+
+    :param run: the output directory of ``train``
+    :return: the model and the training triples factory
+    :raises click.BadParameter: if the directory does not hold a saved run
+    """
+    import torch
+    from pykeen.pipeline.api import PipelineResult
+    from pykeen.triples import TriplesFactory
+
+    model_path = run / PipelineResult.MODEL_FILE_NAME
+    triples_path = run / PipelineResult.TRAINING_TRIPLES_FILE_NAME
+    if not model_path.is_file() or not triples_path.is_dir():
+        raise click.BadParameter(
+            f"{run} holds no saved run (expected {model_path.name} and {triples_path.name}/ from train --output).",
+            param_hint="RUN",
+        )
+    model = torch.load(model_path, weights_only=False, map_location=None if torch.cuda.is_available() else "cpu")
+    return model, TriplesFactory.from_path_binary(triples_path)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--head", help="The head entity's label: predict tails of (HEAD, RELATION, ?).")
+@click.option("--relation", required=True, help="The relation's label.")
+@click.option("--tail", help="The tail entity's label: predict heads of (?, RELATION, TAIL).")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many candidates to list.")
+@click.option(
+    "--keep-query-entity",
+    is_flag=True,
+    help="Also list the query entity itself. Left out by default: a translational model gives (e, r, e) the "
+    "distance |r| for every relation, so the query entity often ranks first although a triple (e, r, e) is rarely "
+    "true.",
+)
+@click.option(
+    "--keep-known",
+    is_flag=True,
+    help="Also list candidates that form a training triple with the query (they are known, not predictions).",
+)
+def predict(
+    run: Path, head: str | None, relation: str, tail: str | None, top_k: int, keep_query_entity: bool, keep_known: bool
+) -> None:
+    """List the top-k heads or tails for a query, from a model saved with ``train --output RUN``."""
+    import torch
+    from pykeen.predict import predict_target
+
+    if (head is None) == (tail is None):
+        raise click.UsageError("Give exactly one of --head (to predict tails) and --tail (to predict heads).")
+    model, training = load_run(run)
+    for label, option, mapping in (
+        (head, "--head", training.entity_to_id),
+        (tail, "--tail", training.entity_to_id),
+        (relation, "--relation", training.relation_to_id),
+    ):
+        if label is not None and label not in mapping:
+            raise click.BadParameter(
+                f"{label!r} is not in the graph the model of {run} was trained on.", param_hint=option
+            )
+    model.eval()
+    with torch.no_grad():
+        predictions = predict_target(model=model, head=head, relation=relation, tail=tail, triples_factory=training)
+    if not keep_known:
+        with warnings.catch_warnings():
+            # PyKEEN's filter reads a read-only pandas array; harmless, and not the user's concern
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            predictions = predictions.filter_triples(training)
+    target = "tail" if tail is None else "head"
+    frame = predictions.df.sort_values("score", ascending=False)
+    if not keep_query_entity:
+        frame = frame[frame[f"{target}_label"] != (head if tail is None else tail)]
+    click.echo(f"{'rank':>4}  {'score':>10}  {target}")
+    for rank, (label, score) in enumerate(zip(frame[f"{target}_label"][:top_k], frame["score"][:top_k]), start=1):
+        click.echo(f"{rank:>4}  {score:>10.4f}  {label}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
+@click.option(
+    "--dataset",
+    help=f"The dataset (name or directory); default: the one the run was trained on (recorded in {RUN_RECORD}).",
+)
+@click.option("--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Evaluation batch.")
+def evaluate(run: Path, split: str, dataset: str | None, dataset_directory: Path | None, batch_size: int) -> None:
+    """Evaluate a model saved with ``train --output RUN`` on a split: filtered MRR and Hits@k, as ``train`` prints.
+
+    Filtered: the other known triples (train, valid and test) are removed from each ranking.
+    """
+    from pykeen.evaluation import RankBasedEvaluator
+
+    model, training = load_run(run)
+    if dataset is None:
+        record_path = run / RUN_RECORD
+        if not record_path.is_file():
+            raise click.UsageError(f"{run} has no {RUN_RECORD}; name the dataset with --dataset.")
+        record = json.loads(record_path.read_text())
+        dataset = record["dataset"]
+        if dataset_directory is None and record.get("dataset_directory"):
+            dataset_directory = Path(record["dataset_directory"])
+    dataset_instance, _ = load_dataset_and_features(dataset, dataset_directory, None)
+    if dataset_instance.entity_to_id != training.entity_to_id or (
+        dataset_instance.relation_to_id != training.relation_to_id
+    ):
+        raise click.ClickException(
+            f"The entities or relations of {dataset} differ from those the model of {run} was trained on."
+        )
+    splits = dict(train=dataset_instance.training, valid=dataset_instance.validation, test=dataset_instance.testing)
+    evaluated = splits[split]
+    results = RankBasedEvaluator(filtered=True).evaluate(
+        model=model,
+        mapped_triples=evaluated.mapped_triples,
+        additional_filter_triples=[factory.mapped_triples for name, factory in splits.items() if name != split],
+        batch_size=batch_size,
+        use_tqdm=False,
+    )
+    click.echo(f"{split} split of {dataset}: {evaluated.num_triples:,} triples", err=True)
+    _echo_metrics(results)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,72 @@ def test_train_on_your_own_graph_directory(tmp_path):
         f"Error: {graph / 'test.txt'}, line 1: expected three non-empty tab-separated fields "
         "'head<TAB>relation<TAB>tail', got 'x\\ty'."
     )
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A model trained on the demo and saved with ``train --output``, with the table ``train`` printed."""
+    output = tmp_path_factory.mktemp("run") / "run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "3", "--batch-size", "256", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    return output, [line for line in result.stdout.splitlines() if line.split()[0] in ("side", "head", "tail", "both")]
+
+
+def _rows(output: str) -> list[list[str]]:
+    return [line.split() for line in output.splitlines()[1:]]
+
+
+def test_predict_lists_the_top_k_without_the_query_entity_and_known_triples(saved_run):
+    from pykeen.triples import TriplesFactory
+
+    run, _ = saved_run
+    query = ["predict", str(run), "--head", "n00004475", "--relation", "_hyponym"]
+    result = CliRunner().invoke(main, [*query, "--top-k", "5"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].split() == ["rank", "score", "tail"]
+    rows = _rows(result.stdout)
+    assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"]
+    scores = [float(row[1]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    training = TriplesFactory.from_path_binary(run / "training_triples")
+    known = {t for h, r, t in training.triples if h == "n00004475" and r == "_hyponym"}
+    assert known and not known & {row[2] for row in rows} and "n00004475" not in {row[2] for row in rows}
+    # with both flags, everything is ranked: the query entity and the known tails come back
+    result = CliRunner().invoke(main, [*query, "--top-k", "500", "--keep-query-entity", "--keep-known"])
+    everything = {row[2] for row in _rows(result.stdout)}
+    assert len(everything) == 500 and "n00004475" in everything and known <= everything
+    # heads of (?, _hyponym, n00007846)
+    result = CliRunner().invoke(main, ["predict", str(run), "--relation", "_hyponym", "--tail", "n00007846"])
+    assert result.exit_code == 0 and result.stdout.splitlines()[0].split() == ["rank", "score", "head"]
+    assert len(_rows(result.stdout)) == 10
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--head", "nope", "--relation", "_hyponym"], "Invalid value for --head: 'nope' is not in the graph"),
+        (["--head", "n00004475", "--relation", "likes"], "Invalid value for --relation: 'likes' is not in the graph"),
+        (["--relation", "_hyponym"], "Give exactly one of --head (to predict tails) and --tail (to predict heads)."),
+        (["--head", "a", "--tail", "b", "--relation", "r"], "Give exactly one of --head"),
+    ],
+)
+def test_predict_errors(saved_run, arguments, message):
+    result = CliRunner().invoke(main, ["predict", str(saved_run[0]), *arguments])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_evaluate_a_saved_run_reproduces_the_numbers_of_train(saved_run, tmp_path):
+    run, printed = saved_run
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == printed
+    assert "test split of multimodaldemo: 150 triples" in result.stderr
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--split", "valid"])
+    assert result.exit_code == 0 and "valid split of multimodaldemo: 150 triples" in result.stderr
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 2 and "holds no saved run (expected trained_model.pkl and training_triples/" in (
+        result.output
+    )
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--dataset", "nations"])
+    assert result.exit_code == 1
+    assert "The entities or relations of nations differ from those the model of" in result.output
