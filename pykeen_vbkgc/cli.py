@@ -131,7 +131,9 @@ def dataset_options(command):
                 "with train.txt, valid.txt and test.txt (head<TAB>relation<TAB>tail) and optionally a features file.",
             ),
             click.option(
-                "--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory."
+                "--dataset-directory",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Where the files of a named dataset (wn9, fb15k237multimodal) are, if not in the cache.",
             ),
             click.option(
                 "--features",
@@ -140,7 +142,13 @@ def dataset_options(command):
                 "(ablation S1, with a warning).",
             ),
             click.option(
-                "--sampler", type=click.Choice(["twins", "basic", "bernoulli"]), default="twins", show_default=True
+                "--sampler",
+                type=click.Choice(["twins", "basic", "bernoulli"]),
+                default="twins",
+                show_default=True,
+                help="How negatives are made: 'twins' (the paper's: a corrupted entity keeps its structural embedding "
+                "but takes the replacement's multimodal one in the cross terms), 'basic' (replace head or tail "
+                "uniformly), 'bernoulli' (replace head or tail by the relation's statistics).",
             ),
         ]
     ):
@@ -173,11 +181,26 @@ def settings_options(command):
             show_default=True,
             help="Defaults of the options below: 'best' (best-known settings) or 'paper' (the paper's configuration).",
         ),
-        click.option("--embedding-dim", type=click.IntRange(min=1), help=_from_preset("embedding_dim")),
-        click.option("--num-negatives", type=click.IntRange(min=1), help=_from_preset("num_negatives")),
-        click.option("--margin", **positive, help="Margin of Eq. 15. " + _from_preset("margin")),
         click.option(
-            "--scoring-fct-norm", type=click.IntRange(1, 2), help="Norm p of f. " + _from_preset("scoring_fct_norm")
+            "--embedding-dim",
+            type=click.IntRange(min=1),
+            help="Size of the entity and relation vectors. " + _from_preset("embedding_dim"),
+        ),
+        click.option(
+            "--num-negatives",
+            type=click.IntRange(min=1),
+            help="Negative triples per true triple. " + _from_preset("num_negatives"),
+        ),
+        click.option(
+            "--margin",
+            **positive,
+            help="How far a true triple's score must beat the mean score of its negatives (the margin of the "
+            "paper's Eq. 15). " + _from_preset("margin"),
+        ),
+        click.option(
+            "--scoring-fct-norm",
+            type=click.IntRange(1, 2),
+            help="The distance in each TransE term: 1 (L1) or 2 (L2). " + _from_preset("scoring_fct_norm"),
         ),
         click.option(
             "--normalize-relations/--no-normalize-relations",
@@ -190,10 +213,16 @@ def settings_options(command):
             help="Factor on the learning rate of the projection W. " + _from_preset("projection_lr_scale"),
         ),
         click.option(
-            "--term-weights", help="Weights of the score terms, e.g. mm=0.1,all=0.5. " + _from_preset("term_weights")
+            "--term-weights",
+            help="Weights of the score terms, e.g. mm=0.1,all=0.5 (unnamed terms weigh 1). "
+            + _from_preset("term_weights"),
         ),
         click.option("--learning-rate", **positive, help="Adam's learning rate. " + _from_preset("learning_rate")),
-        click.option("--batch-size", type=click.IntRange(min=1), help=_from_preset("batch_size")),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            help="True triples per training step. " + _from_preset("batch_size"),
+        ),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -207,11 +236,24 @@ def _from_preset(field: str) -> str:
 @main.command()
 @dataset_options
 @settings_options
-@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--score-terms", default="ss,mm,sm,ms,all", show_default=True, help="Comma separated subset.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=50, show_default=True, help="Passes over the training triples."
+)
+@click.option(
+    "--score-terms",
+    default="ss,mm,sm,ms,all",
+    show_default=True,
+    help="Which TransE terms to sum, comma separated: ss (structural), mm (multimodal), sm and ms (cross-modal), "
+    "all (both embeddings added).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same model.")
 @click.option("--device", default=None, help="e.g. cpu or cuda; default: cuda if available")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Save the pipeline result here.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Save the run here (a new or empty directory): the model as trained_model.pkl, a pickle that "
+    "predict/evaluate and torch.load(..., weights_only=False) read, and the metrics.",
+)
 def train(
     dataset: str,
     dataset_directory: Path | None,
@@ -224,7 +266,11 @@ def train(
     device: str | None,
     output: Path | None,
 ) -> None:
-    """Train VBKGC with PyKEEN's pipeline and report filtered MRR and Hits@k."""
+    """Train VBKGC with PyKEEN's pipeline, then report filtered MRR and Hits@1/3/10 on the test split.
+
+    Filtered: the other known triples (train and valid) are removed from each ranking. Every setting left out
+    takes the value of --preset.
+    """
     from pykeen.pipeline import pipeline
 
     from .features import FeaturesFileError
@@ -377,7 +423,9 @@ def predict(
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
+@click.option(
+    "--split", type=click.Choice(["test", "valid"]), default="test", show_default=True, help="The triples to rank."
+)
 @click.option(
     "--dataset",
     help=f"The dataset (name or directory); default: the one the run was trained on (recorded in {RUN_RECORD}).",

@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -181,3 +182,11 @@ def test_evaluate_a_saved_run_reproduces_the_numbers_of_train(saved_run, tmp_pat
     result = CliRunner().invoke(main, ["evaluate", str(run), "--dataset", "nations"])
     assert result.exit_code == 1
     assert "The entities or relations of nations differ from those the model of" in result.output
+
+
+def test_every_option_of_train_predict_and_evaluate_explains_itself():
+    for name in ("train", "predict", "evaluate"):
+        command = main.commands[name]
+        assert command.help
+        unexplained = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
+        assert unexplained == [], (name, unexplained)
