@@ -25,6 +25,7 @@ __all__ = [
     "load_dataset_and_features",
     "load_run",
     "main",
+    "quiet_library_logs",
     "settings_options",
 ]
 
@@ -43,6 +44,23 @@ def main() -> None:
 
 main.add_command(encode)
 main.add_command(merge_features)
+
+
+def quiet_library_logs() -> None:
+    """Let a command show progress bars, results and warnings that concern the user, not libraries' internals."""
+    logging.basicConfig(level=logging.WARNING)
+    # PyKEEN sets its own logger to INFO on import (cache and save messages)
+    logging.getLogger("pykeen").setLevel(logging.WARNING)
+    # "Encountered tensors on device_types={'cpu'} ..." from the evaluation's automatic batch size
+    logging.getLogger("torch_max_mem").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true", category=UserWarning)
+    # "No cuda devices were available": the device is the user's choice (--device), not news
+    logging.getLogger("pykeen.utils").addFilter(_NoCudaNotice())
+
+
+class _NoCudaNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No cuda devices were available")
 
 
 def load_dataset_and_features(
@@ -276,7 +294,7 @@ def train(
     from .features import FeaturesFileError
     from .interaction import normalize_score_terms
 
-    logging.basicConfig(level=logging.WARNING)
+    quiet_library_logs()
     try:
         terms = normalize_score_terms(score_terms)
     except ValueError as error:
@@ -394,6 +412,7 @@ def predict(
 
     if (head is None) == (tail is None):
         raise click.UsageError("Give exactly one of --head (to predict tails) and --tail (to predict heads).")
+    quiet_library_logs()
     model, training = load_run(run)
     for label, option, mapping in (
         (head, "--head", training.entity_to_id),
@@ -439,6 +458,7 @@ def evaluate(run: Path, split: str, dataset: str | None, dataset_directory: Path
     """
     from pykeen.evaluation import RankBasedEvaluator
 
+    quiet_library_logs()
     model, training = load_run(run)
     if dataset is None:
         record_path = run / RUN_RECORD

@@ -68,7 +68,7 @@ from pykeen.triples import CoreTriplesFactory
 from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInstances, SLCWABatch
 from pykeen.typing import FloatTensor
 
-from .cli import dataset_options, load_dataset_and_features, settings_options
+from .cli import dataset_options, load_dataset_and_features, quiet_library_logs, settings_options
 from .defaults import BEST, Preset
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 
@@ -475,7 +475,7 @@ def main(
 
     The batch size is per device.
     """
-    logging.basicConfig(level=logging.WARNING)
+    quiet_library_logs()
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     result = train_lightning(
         dataset=dataset_instance,

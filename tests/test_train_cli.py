@@ -190,3 +190,20 @@ def test_every_option_of_train_predict_and_evaluate_explains_itself():
         assert command.help
         unexplained = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
         assert unexplained == [], (name, unexplained)
+
+
+def test_train_shows_results_not_library_internals(tmp_path):
+    """No PyKEEN INFO lines, pin_memory or memory-utilisation warnings, CPU notices (a real process, real logging)."""
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "pykeen_vbkgc.cli", "train", "--epochs", "1", "--output", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    for noise in ("INFO:", "pin_memory", "Encountered tensors", "No cuda devices", "WARNING:"):
+        assert noise not in completed.stderr, noise
+    assert completed.stdout.splitlines()[0].split() == ["side", "MRR", "Hits@1", "Hits@3", "Hits@10"]
