@@ -229,6 +229,7 @@ def final(args: argparse.Namespace) -> None:
             seed=seed,
             **{key: result.metric_results.get_metric(metric) for key, metric in METRICS.items()},
             train_seconds=result.train_seconds,
+            device=str(result.model.device),
             epochs=len(result.losses),
             best_epoch=getattr(result.stopper, "best_epoch", None),
             config=pipeline_kwargs,
