@@ -22,17 +22,27 @@ from table2_link_prediction import SETTINGS, settings
 COLUMNS = ("setting", "mrr", "hits@1", "inference_seconds", "evaluation_seconds", "train_seconds", "epochs")
 
 
+#: one colour and marker per model, the same in every plot (the rows differ between datasets and runs)
+STYLES = {
+    label: dict(color=f"C{i}", marker=marker)
+    for i, (label, marker) in enumerate(zip(("TransE", "IKRL-style", "VBKGC+Normal", "VBKGC+Twins"), "osD^"))
+}
+
+
 def plot(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> Path:
-    """Scatter inference time against MRR, one labelled point per model, and save it as PNG."""
+    """Scatter inference time against MRR, one point per model (named in the legend), and save it as PNG."""
     figure, axis = new_figure()
-    for row in rows:
-        axis.scatter(row["inference_seconds"], row["mrr"], s=50, label=row["setting"])
-        axis.annotate(row["setting"], (row["inference_seconds"], row["mrr"]), textcoords="offset points", xytext=(5, 5))
+    for i, row in enumerate(rows):
+        # models outside STYLES get the colours after those of the four Table 2 models
+        style = STYLES.get(row["setting"], dict(color=f"C{len(STYLES) + i}", marker="v"))
+        axis.scatter(row["inference_seconds"], row["mrr"], s=60, label=row["setting"], **style)
     axis.set_xlabel("inference time: all evaluated test triples, both sides (s, CPU)")
     axis.set_ylabel("filtered MRR (both sides)")
     axis.set_title(f"Figure 3: inference time vs. MRR on {dataset}")
+    # a legend instead of labels next to the points: points of similar time and MRR made the labels overlap
     axis.legend(loc="best", fontsize="small")
     axis.margins(x=0.25, y=0.15)
+    axis.set_xlim(left=0)  # the margin would otherwise extend the time axis below zero
     return save_figure(figure, axis, path)
 
 
