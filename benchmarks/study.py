@@ -19,6 +19,13 @@ Example (WN9, 8 trials per model, two processes side by side on a 2-core machine
     python benchmarks/study.py final --dataset wn9 --model twins
     python benchmarks/study.py report --dataset wn9
 
+FB15k-237 at the reduced budget of docs/results.md (on one GPU: 4 processes share each study; early stopping of the
+search on a fixed subset of 3,000 validation triples; one batch size for every model)::
+
+    python benchmarks/study.py search --dataset fb15k237multimodal --model twins --trials 4 --workers 4 \
+        --max-epochs 20 --patience 2 --validation-size 3000 --batch-sizes 4096
+    python benchmarks/study.py final --dataset fb15k237multimodal --model twins --max-epochs 100
+
 Features: the dataset's own (``features.minilm.safetensors`` in its directory), i.e., the VBKGC defaults.
 """
 
