@@ -111,7 +111,7 @@ def stopping(args: argparse.Namespace) -> dict[str, Any]:
             relative_delta=0.002,
             metric=METRICS["mrr"],
             # a fixed batch: PyKEEN's automatic one starts as large as the GPU allows, which starves the other
-            # processes on a shared GPU (two of nine parallel FB15k-237 runs died of it)
+            # processes on a shared GPU (likely why two of nine parallel FB15k-237 runs died of OOM)
             evaluation_batch_size=256,
         ),
         evaluation_kwargs=dict(batch_size=256),
