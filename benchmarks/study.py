@@ -182,8 +182,8 @@ def search(args: argparse.Namespace) -> None:
         done = sum(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
     missing = max(args.trials - done, 0)
     if args.workers > 1 and missing > 0:
-        # create the study once, so that the workers do not race to create it
-        run_trials(args, n_trials=0, sampler_seed=0)
+        # create the (empty) study once, so that the workers do not race to create it; hpo_pipeline loads it
+        optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
         shares = [missing // args.workers + (worker < missing % args.workers) for worker in range(args.workers)]
         context = multiprocessing.get_context("spawn")
         workers = [

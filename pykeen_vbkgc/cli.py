@@ -25,6 +25,7 @@ __all__ = [
     "load_dataset_and_features",
     "load_run",
     "main",
+    "open_triples_directory",
     "quiet_library_logs",
     "settings_options",
 ]
@@ -55,12 +56,15 @@ def quiet_library_logs() -> None:
     logging.getLogger("torch_max_mem").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true", category=UserWarning)
     # "No cuda devices were available": the device is the user's choice (--device), not news
-    logging.getLogger("pykeen.utils").addFilter(_NoCudaNotice())
+    logging.getLogger("pykeen.utils").addFilter(_NO_CUDA_NOTICE)  # one instance: adding it again is a no-op
 
 
 class _NoCudaNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("No cuda devices were available")
+
+
+_NO_CUDA_NOTICE = _NoCudaNotice()
 
 
 def load_dataset_and_features(
@@ -81,20 +85,13 @@ def load_dataset_and_features(
     """
     from pykeen.datasets import get_dataset
 
-    from .datasets import DatasetFilesError, TriplesDirectory
+    from .datasets import DatasetFilesError
     from .features import FEATURES_METADATA_KEY
 
-    own_graph = as_triples_directory(dataset)
-    if own_graph is not None and dataset_directory is not None:
-        raise click.BadParameter(
-            f"{dataset} is a directory: it is the data itself; leave out --dataset-directory.",
-            param_hint="--dataset-directory",
-        )
     dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
     try:
-        if own_graph is not None:
-            dataset_instance = TriplesDirectory(own_graph)
-        else:
+        dataset_instance = open_triples_directory(dataset, dataset_directory)
+        if dataset_instance is None:
             dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
         # read the triples now: a bad file is reported before anything else happens
         training = dataset_instance.training
@@ -116,6 +113,27 @@ def load_dataset_and_features(
         own = training.metadata.get(FEATURES_METADATA_KEY)
         features = None if own is None else Path(own)
     return dataset_instance, features
+
+
+def open_triples_directory(dataset: str, dataset_directory: Path | None):
+    """Return your own graph's :class:`~pykeen_vbkgc.datasets.TriplesDirectory` if ``dataset`` names a directory.
+
+    :param dataset: the ``--dataset`` value
+    :param dataset_directory: the ``--dataset-directory`` value, which a directory dataset does not take
+    :return: the dataset (its triples not yet read), or None if ``dataset`` is a dataset name
+    :raises click.BadParameter: if both a directory and ``--dataset-directory`` are given
+    """
+    from .datasets import TriplesDirectory
+
+    own_graph = as_triples_directory(dataset)
+    if own_graph is None:
+        return None
+    if dataset_directory is not None:
+        raise click.BadParameter(
+            f"{dataset} is a directory: it is the data itself; leave out --dataset-directory.",
+            param_hint="--dataset-directory",
+        )
+    return TriplesDirectory(own_graph)
 
 
 def as_triples_directory(dataset: str) -> Path | None:
@@ -291,6 +309,7 @@ def train(
     """
     from pykeen.pipeline import pipeline
 
+    from .datasets import TriplesDirectory
     from .features import FeaturesFileError
     from .interaction import normalize_score_terms
 
@@ -334,9 +353,10 @@ def train(
         result.save_to_directory(output)
         (output / "metrics_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
         # what `evaluate` needs to find the dataset again
-        own_graph = as_triples_directory(dataset)
         record = dict(
-            dataset=str(own_graph.resolve()) if own_graph is not None else dataset,
+            dataset=str(dataset_instance.directory.resolve())
+            if isinstance(dataset_instance, TriplesDirectory)
+            else dataset,
             dataset_directory=None if dataset_directory is None else str(dataset_directory.resolve()),
             features=None if features is None else str(features),
             sampler=sampler,

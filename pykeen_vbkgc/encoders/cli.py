@@ -62,14 +62,11 @@ def _explicit(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 def _load_dataset(name: str, directory: Path | None):
     from pykeen.datasets import dataset_resolver
 
-    from ..cli import as_triples_directory
-    from ..datasets import TriplesDirectory
+    from ..cli import open_triples_directory
 
-    own_graph = as_triples_directory(name)
+    own_graph = open_triples_directory(name, directory)
     if own_graph is not None:
-        if directory is not None:
-            raise click.BadParameter(f"{name} is a directory: leave out --dataset-directory.", param_hint="--dataset")
-        return TriplesDirectory(own_graph)
+        return own_graph
     try:
         dataset_cls = dataset_resolver.lookup(name)
     except (KeyError, ValueError) as error:
