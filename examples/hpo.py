@@ -93,9 +93,9 @@ def main(
     quick: bool,
 ) -> None:
     """Search the paper's grid for VBKGC + twins with PyKEEN's hpo_pipeline."""
-    from pykeen.datasets import get_dataset
     from pykeen.hpo import hpo_pipeline
 
+    from pykeen_vbkgc.cli import load_dataset_and_features
     from pykeen_vbkgc.hpo import PAPER_NUMBERS_OF_BATCHES, batch_sizes_for, paper_hpo_ranges
 
     logging.basicConfig(level=logging.WARNING)
@@ -114,16 +114,12 @@ def main(
         numbers_of_batches = QUICK_NUMBERS_OF_BATCHES
     optuna_storage, shown_storage = open_storage(storage)
 
-    dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
-    try:
-        dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
+    dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     batch_sizes = batch_sizes_for(dataset_instance.training.num_triples, numbers_of_batches)
     model_kwargs: dict[str, object] = {}
     if features is not None:
         model_kwargs["features"] = str(features)
-    elif not getattr(dataset_instance, "has_features", False):
+    else:
         # random features (ablation "w/o VisualBERT"); with features, the dataset hands them to the model itself
         model_kwargs.update(features="random", feature_dim=64)
     click.echo(

@@ -70,39 +70,26 @@ _NO_CUDA_NOTICE = _NoCudaNotice()
 def load_dataset_and_features(
     dataset: str, dataset_directory: Path | None, features: Path | None
 ) -> tuple[Dataset, Path | None]:
-    """Load a dataset by name for a command and check an explicit features file.
+    """Load the dataset of a training command, read its triples and check an explicit features file.
 
     Without ``features``, the multimodal datasets hand their own features file to the model (see
     :mod:`pykeen_vbkgc.datasets`); other datasets leave the model with random features, which it reports as a
     warning.
 
-    :param dataset: a PyKEEN dataset name
-    :param dataset_directory: a local data directory, passed as ``directory=``
+    :param dataset: a registered dataset name, or your own graph's directory (see :func:`open_dataset`)
+    :param dataset_directory: a local data directory of a named dataset, passed as ``directory=``
     :param features: an explicit features file, or None
     :return: the dataset and the features file that the model will use (None means random features)
     :raises click.ClickException: if the dataset cannot be loaded
     :raises click.BadParameter: if the features file does not exist
     """
-    from pykeen.datasets import get_dataset
-
     from .datasets import DatasetFilesError
     from .features import FEATURES_METADATA_KEY
 
-    dataset_kwargs = {} if dataset_directory is None else dict(directory=dataset_directory)
     try:
-        dataset_instance = open_triples_directory(dataset, dataset_directory)
-        if dataset_instance is None:
-            dataset_instance = get_dataset(dataset=dataset, dataset_kwargs=dataset_kwargs)
+        dataset_instance = open_dataset(dataset, dataset_directory)
         # read the triples now: a bad file is reported before anything else happens
         training = dataset_instance.training
-    except TypeError as error:
-        if dataset_directory is None:
-            raise
-        # e.g. nations or the embedded demo: their data is built in or downloaded, there is no directory to pass
-        raise click.BadParameter(
-            f"the dataset {dataset!r} takes no data directory ({error}); leave out --dataset-directory.",
-            param_hint="--dataset-directory",
-        ) from None
     except DatasetFilesError as error:
         raise click.ClickException(str(error)) from None
     except (KeyError, ValueError, FileNotFoundError) as error:
@@ -113,6 +100,37 @@ def load_dataset_and_features(
         own = training.metadata.get(FEATURES_METADATA_KEY)
         features = None if own is None else Path(own)
     return dataset_instance, features
+
+
+def open_dataset(dataset: str, dataset_directory: Path | None) -> Dataset:
+    """Open the dataset of a command's ``--dataset`` and ``--dataset-directory``.
+
+    :param dataset: a registered dataset name, or your own graph's directory
+        (see :class:`~pykeen_vbkgc.datasets.TriplesDirectory`)
+    :param dataset_directory: a local data directory of a named dataset, passed as ``directory=``
+    :return: the dataset (the multimodal datasets read their triples only when they are first used)
+    :raises click.BadParameter: for an unknown name, or a data directory for a dataset that takes none
+    """
+    from pykeen.datasets import dataset_resolver
+
+    own_graph = open_triples_directory(dataset, dataset_directory)
+    if own_graph is not None:
+        return own_graph
+    try:
+        dataset_cls = dataset_resolver.lookup(dataset)
+    except (KeyError, ValueError) as error:
+        # str() of a KeyError is the repr of its message
+        raise click.BadParameter(str(error.args[0]) if error.args else str(error), param_hint="--dataset") from None
+    if dataset_directory is None:
+        return dataset_cls()
+    try:
+        return dataset_cls(directory=dataset_directory)
+    except TypeError as error:
+        # e.g. nations or the embedded demo: their data is built in or downloaded, there is no directory to pass
+        raise click.BadParameter(
+            f"the dataset {dataset!r} takes no data directory ({error}); leave out --dataset-directory.",
+            param_hint="--dataset-directory",
+        ) from None
 
 
 def open_triples_directory(dataset: str, dataset_directory: Path | None):

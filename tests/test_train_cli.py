@@ -73,12 +73,17 @@ def test_train_reports_a_bad_features_file_in_one_line(tmp_path, name, message):
     assert not output.exists()  # nothing left behind
 
 
+@pytest.mark.parametrize("command", [["train"], ["encode", "--encoder", "text", "-o", "features.safetensors"]])
 @pytest.mark.parametrize("dataset", ["nations", "multimodaldemo"])
-def test_train_refuses_a_directory_for_a_dataset_without_one(tmp_path, dataset):
-    result = CliRunner().invoke(main, ["train", "--dataset", dataset, "--dataset-directory", str(tmp_path)])
+def test_train_and_encode_refuse_a_directory_for_a_dataset_without_one(tmp_path, dataset, command):
+    """train and encode open --dataset the same way, with the same messages."""
+    result = CliRunner().invoke(main, [*command, "--dataset", dataset, "--dataset-directory", str(tmp_path)])
     assert result.exit_code == 2
     assert f"Invalid value for --dataset-directory: the dataset '{dataset}' takes no data directory (" in result.output
     assert "leave out --dataset-directory." in result.output
+    result = CliRunner().invoke(main, [*command, "--dataset", "no-such-dataset"])
+    assert result.exit_code == 2
+    assert "Invalid value for --dataset: Invalid Dataset name: no-such-dataset" in result.output
 
 
 def test_train_checks_the_output_before_training(tmp_path):

@@ -60,22 +60,9 @@ def _explicit(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 
 
 def _load_dataset(name: str, directory: Path | None):
-    from pykeen.datasets import dataset_resolver
+    from ..cli import open_dataset
 
-    from ..cli import open_triples_directory
-
-    own_graph = open_triples_directory(name, directory)
-    if own_graph is not None:
-        return own_graph
-    try:
-        dataset_cls = dataset_resolver.lookup(name)
-    except (KeyError, ValueError) as error:
-        raise click.BadParameter(str(error), param_hint="--dataset") from None
-    kwargs = {} if directory is None else {"directory": directory}
-    try:
-        dataset = dataset_cls(**kwargs)
-    except TypeError as error:
-        raise click.BadParameter(f"{name} takes no data directory: {error}", param_hint="--dataset") from None
+    dataset = open_dataset(name, directory)
     if not hasattr(dataset, "entity_texts"):
         raise click.BadParameter(
             f"The dataset {name!r} has no entity texts; use a multimodal dataset (e.g. fb15k237multimodal, wn9) or "
