@@ -178,10 +178,14 @@ class Setting:
     model: str
     #: model keyword arguments besides the embedding dimension (and VBKGC's features)
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    #: the negative sampler name
-    negative_sampler: str = "basic"
+    #: the negative sampler name (None for a training loop without negatives)
+    negative_sampler: str | None = "basic"
     #: the loss name
     loss: str = "meanmarginranking"
+    #: the loss's keyword arguments (None: the budget's margin)
+    loss_kwargs: dict[str, Any] | None = None
+    #: the PyKEEN training loop name
+    training_loop: str = "slcwa"
     #: overrides the budget's number of negatives
     num_negatives: int | None = None
     #: use random features (ablation S1) even if features are available
@@ -384,18 +388,26 @@ def _model_kwargs(setting: Setting, experiment: Experiment) -> dict[str, Any]:
 def _cache_path(setting: Setting, experiment: Experiment) -> Path | None:
     if experiment.cache is None:
         return None
+    setting_key = {
+        **dataclasses.asdict(setting),
+        "label": None,
+        "num_negatives": setting.num_negatives or experiment.budget.num_negatives,
+    }
+    # fields added later leave the keys of the rows cached before them unchanged while they keep their defaults
+    for name in ("loss_kwargs", "training_loop"):
+        if setting_key[name] == _SETTING_DEFAULTS[name]:
+            del setting_key[name]
     key = dict(
-        setting={
-            **dataclasses.asdict(setting),
-            "label": None,
-            "num_negatives": setting.num_negatives or experiment.budget.num_negatives,
-        },
+        setting=setting_key,
         budget=dataclasses.asdict(experiment.budget),
         dataset=experiment.dataset_name,
         features=str(experiment.features),
     )
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return experiment.cache / f"{experiment.dataset_name}-{digest}.json"
+
+
+_SETTING_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Setting)}
 
 
 def run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
@@ -421,6 +433,12 @@ def _run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
         generator = torch.Generator().manual_seed(0)
         keep = torch.randperm(evaluation_triples.num_triples, generator=generator)[: budget.evaluation_subset]
         evaluation_triples = evaluation_triples.clone_and_exchange_triples(evaluation_triples.mapped_triples[keep])
+    sampler_kwargs: dict[str, Any] = {}
+    if setting.negative_sampler is not None:
+        sampler_kwargs.update(
+            negative_sampler=setting.negative_sampler,
+            negative_sampler_kwargs=dict(num_negs_per_pos=num_negatives, filtered=True),
+        )
     logger.info(f"Training {setting.label} on {experiment.dataset_name} ({budget.epochs} epochs)")
     result = pipeline(
         training=dataset.training,
@@ -428,10 +446,10 @@ def _run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
         testing=evaluation_triples,
         model=setting.model,
         model_kwargs=_model_kwargs(setting, experiment),
-        negative_sampler=setting.negative_sampler,
-        negative_sampler_kwargs=dict(num_negs_per_pos=num_negatives, filtered=True),
+        training_loop=setting.training_loop,
+        **sampler_kwargs,
         loss=setting.loss,
-        loss_kwargs=dict(margin=margin),
+        loss_kwargs=dict(margin=margin) if setting.loss_kwargs is None else setting.loss_kwargs,
         optimizer="adam",
         optimizer_kwargs=dict(lr=budget.learning_rate),
         training_kwargs=dict(num_epochs=budget.epochs, batch_size=budget.batch_size, use_tqdm=False),
@@ -452,8 +470,8 @@ def _run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
     row: dict[str, Any] = dict(
         setting=setting.label,
         model=setting.model,
-        sampler=setting.negative_sampler,
-        k=num_negatives,
+        sampler=setting.negative_sampler or setting.training_loop,
+        k=num_negatives if setting.negative_sampler is not None else None,
     )
     for column, metric in METRICS.items():
         row[column] = result.metric_results.get_metric(f"both.realistic.{metric}")

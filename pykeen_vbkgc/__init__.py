@@ -1,7 +1,8 @@
 """VBKGC for PyKEEN: multimodal knowledge graph completion with twins negative sampling.
 
-Importing this package registers the ``vbkgc`` model, the ``twins`` negative sampler, the ``meanmarginranking``
-loss and the ``vbkgc`` interaction with PyKEEN's resolvers, so that they can be used by name in
+Importing this package registers the ``vbkgc`` model, the ``twins`` and ``nscaching`` negative samplers, the
+``meanmarginranking`` and ``nosampling`` losses, the ``nosampling`` training loop and the ``vbkgc`` interaction with
+PyKEEN's resolvers, so that they can be used by name in
 :func:`pykeen.pipeline.pipeline` and :func:`pykeen.hpo.hpo_pipeline`. The ``pykeen.datasets`` entry point imports
 this package too, so the names also resolve without an explicit import (see :mod:`pykeen_vbkgc.registration`).
 
@@ -12,6 +13,9 @@ The data flows through the modules in this order:
 3. :mod:`pykeen_vbkgc.representation` and :mod:`pykeen_vbkgc.model` turn them into entity representations,
 4. :mod:`pykeen_vbkgc.interaction` scores triples with the five TransE terms (fused by :mod:`pykeen_vbkgc.kernels`),
 5. :mod:`pykeen_vbkgc.sampler` makes (twins) negatives and :mod:`pykeen_vbkgc.loss` contrasts them.
+
+Two further training strategies work with any PyKEEN model: :mod:`pykeen_vbkgc.nscaching` (negatives from caches of
+hard negatives) and :mod:`pykeen_vbkgc.nosampling` (no negatives: a loss over all entities).
 """
 
 import importlib
@@ -24,6 +28,9 @@ __all__ = [
     "VBKGC",
     "EntityFeatures",
     "MeanMarginRankingLoss",
+    "NSCachingNegativeSampler",
+    "NoSamplingLoss",
+    "NoSamplingTrainingLoop",
     "TwinsNegativeSampler",
     "VBKGCInteraction",
     "load_features",
@@ -37,7 +44,10 @@ _LAZY = {
     "VBKGC": "model",
     "VBKGCInteraction": "interaction",
     "TwinsNegativeSampler": "sampler",
+    "NSCachingNegativeSampler": "nscaching",
     "MeanMarginRankingLoss": "loss",
+    "NoSamplingLoss": "nosampling",
+    "NoSamplingTrainingLoop": "nosampling",
     "EntityFeatures": "features",
     "load_features": "features",
     "save_features": "features",

@@ -229,6 +229,41 @@ class VBKGC(
             twins_sums=sums,
         ).unsqueeze(dim=-1)
 
+    def score_t(
+        self,
+        hr_batch: LongTensor,
+        *,
+        slice_size: int | None = None,
+        mode: InductiveMode | None = None,
+        tails: LongTensor | None = None,
+    ) -> FloatTensor:
+        """Score all tails, or each query's own candidates; see :meth:`pykeen.models.ERModel.score_t`."""
+        if tails is None or tails.ndimension() == 1 or slice_size is not None or mode is not None:
+            return super().score_t(hr_batch=hr_batch, slice_size=slice_size, mode=mode, tails=tails)
+        # a candidate matrix per query (e.g. NSCaching's caches): score_hrt projects every entity once instead of
+        # once per candidate
+        return self._score_candidates(hr_batch, candidates=tails, column=2)
+
+    def score_h(
+        self,
+        rt_batch: LongTensor,
+        *,
+        slice_size: int | None = None,
+        mode: InductiveMode | None = None,
+        heads: LongTensor | None = None,
+    ) -> FloatTensor:
+        """Score all heads, or each query's own candidates; see :meth:`pykeen.models.ERModel.score_h`."""
+        if heads is None or heads.ndimension() == 1 or slice_size is not None or mode is not None:
+            return super().score_h(rt_batch=rt_batch, slice_size=slice_size, mode=mode, heads=heads)
+        return self._score_candidates(rt_batch, candidates=heads, column=0)
+
+    def _score_candidates(self, pairs: LongTensor, candidates: LongTensor, column: int) -> FloatTensor:
+        """Score the triples of each query pair with each of its row's candidates at ``column`` (0 or 2)."""
+        triples = torch.empty(*candidates.shape, 3, dtype=torch.long, device=candidates.device)
+        triples[..., column] = candidates
+        triples[..., [c for c in range(3) if c != column]] = pairs.unsqueeze(1)
+        return self.score_hrt(triples.view(-1, 3)).view(candidates.shape)
+
     def _entity_tables(self) -> tuple[FloatTensor, FloatTensor, FloatTensor]:
         r"""Return $\mathbf{e}_s$ and $\mathbf{e}_m$ of all entities and their piece table, once per parameter state.
 

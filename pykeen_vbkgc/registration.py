@@ -71,14 +71,20 @@ def register() -> bool:
     from pykeen.models import model_resolver
     from pykeen.nn.modules import interaction_resolver
     from pykeen.sampling import negative_sampler_resolver
+    from pykeen.training import training_loop_resolver
 
     from .interaction import VBKGCInteraction
     from .loss import MeanMarginRankingLoss
     from .model import VBKGC
+    from .nosampling import NoSamplingLoss, NoSamplingTrainingLoop
+    from .nscaching import NSCachingNegativeSampler
     from .sampler import TwinsNegativeSampler
 
     _register_once(model_resolver, VBKGC)
     _register_once(negative_sampler_resolver, TwinsNegativeSampler)
+    _register_once(negative_sampler_resolver, NSCachingNegativeSampler)
     _register_once(loss_resolver, MeanMarginRankingLoss)
+    _register_once(loss_resolver, NoSamplingLoss)
+    _register_once(training_loop_resolver, NoSamplingTrainingLoop)
     _register_once(interaction_resolver, VBKGCInteraction)
     return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -13,6 +12,7 @@ from pykeen.typing import BoolTensor, LongTensor
 
 from .defaults import BEST
 from .representation import encode_twins
+from .training_loop import calling_training_loop
 
 __all__ = [
     "TwinsNegativeSampler",
@@ -117,25 +117,12 @@ class TwinsNegativeSampler(BasicNegativeSampler):
 def _check_training_model() -> None:
     """Fail early if the training loop that builds this sampler trains a model without twins support.
 
-    PyKEEN's sLCWA training loop creates its negative sampler in ``_create_training_data_loader`` without
-    passing the model, so we look for the training loop among the calling frames. Without one (e.g., a sampler made
-    by hand), nothing is checked.
+    Without a training loop among the callers (e.g., a sampler made by hand), nothing is checked.
     """
-    from pykeen.training import TrainingLoop
-
-    frame = inspect.currentframe()
-    try:
-        while frame is not None:
-            loop = frame.f_locals.get("self")
-            if isinstance(loop, TrainingLoop):
-                model = loop.model
-                if not getattr(model, "supports_twins_negatives", False):
-                    raise TwinsNotSupportedError(
-                        f"The 'twins' negative sampler needs a model that consumes twins negatives, such as "
-                        f"model='vbkgc'; {type(model).__name__} has only one embedding per entity. "
-                        f"Use negative_sampler='basic' (or 'bernoulli') for {type(model).__name__}."
-                    )
-                return
-            frame = frame.f_back
-    finally:
-        del frame
+    loop = calling_training_loop()
+    if loop is not None and not getattr(loop.model, "supports_twins_negatives", False):
+        name = type(loop.model).__name__
+        raise TwinsNotSupportedError(
+            f"The 'twins' negative sampler needs a model that consumes twins negatives, such as model='vbkgc'; "
+            f"{name} has only one embedding per entity. Use negative_sampler='basic' (or 'bernoulli') for {name}."
+        )

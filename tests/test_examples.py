@@ -56,12 +56,16 @@ def test_table2(table2):
 
 def test_table3_reuses_table2_rows(table2, cache, tmp_path):
     paths = table3_negative_sampling.main(["--quick", "--output", str(tmp_path), "--cache", cache])
-    rows = check_outputs(paths, ["Normal", "Bernoulli", "Twins"])["rows"]
+    labels = ["Normal", "Bernoulli", "Twins", "NSCaching", "NoSampling"]
+    rows = check_outputs(paths, [*labels, "TransE+Normal", "TransE+NSCaching", "TransE+NoSampling"])["rows"]
+    assert [row["sampler"] for row in rows] == [*["basic", "bernoulli", "twins", "nscaching", "nosampling"], *[
+        "basic", "nscaching", "nosampling"]]  # fmt: skip
     table2_rows = {row["setting"]: row for row in json.loads(table2["json"].read_text())["rows"]}
     # the same configuration under another label is read from the cache, not trained again
     assert rows[0]["mrr"] == table2_rows["VBKGC+Normal"]["mrr"]
     assert rows[0]["train_seconds"] == table2_rows["VBKGC+Normal"]["train_seconds"]
     assert rows[2]["train_seconds"] == table2_rows["VBKGC+Twins"]["train_seconds"]
+    assert rows[5]["train_seconds"] == table2_rows["TransE"]["train_seconds"]
 
 
 def test_table4(tmp_path, cache):

@@ -205,6 +205,19 @@ def test_score_t_and_score_h_equal_score_hrt_over_all_candidates(model):
     torch.testing.assert_close(scores_h, model.score_hrt(full).view(rt.shape[0], num_entities), rtol=1e-5, atol=1e-5)
 
 
+def test_score_t_and_score_h_with_a_candidate_matrix_equal_the_generic_path(model):
+    """Each query's own candidates (as NSCaching scores them) go through score_hrt; the values are PyKEEN's."""
+    from pykeen.models import ERModel
+
+    candidates = torch.as_tensor([[0, 2, 2, 5], [1, 3, 4, 0]])
+    hr, rt = torch.as_tensor([[0, 0], [3, 1]]), torch.as_tensor([[1, 2], [0, 5]])
+    expected_t = ERModel.score_t(model, hr_batch=hr, tails=candidates)
+    expected_h = ERModel.score_h(model, rt_batch=rt, heads=candidates)
+    assert expected_t.shape == expected_h.shape == (2, 4)
+    torch.testing.assert_close(model.score_t(hr, tails=candidates), expected_t, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.score_h(rt, heads=candidates), expected_h, rtol=1e-5, atol=1e-5)
+
+
 def test_compiled_kernels_equal_eager(tiny_factory, tiny_features, monkeypatch):
     """The torch.compile'd fast paths (used above a size threshold) compute the same scores."""
     model = VBKGC(
