@@ -43,7 +43,7 @@ def settings(names: Sequence[str], models: Sequence[str] = ("vbkgc",)) -> list[S
         for name in names:
             label, sampler, fields = STRATEGIES[name]
             if model == "vbkgc":
-                setting = vbkgc(label, sampler="basic" if sampler is None else sampler)
+                setting = vbkgc(label)
             elif name in TRANSE_STRATEGIES:
                 setting = transe(f"TransE+{label}")
             else:

@@ -25,6 +25,7 @@ from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, 
 from .interaction import VBKGCInteraction
 from .loss import MeanMarginRankingLoss
 from .representation import TwinsView
+from .validation import check_positive_int
 
 __all__ = [
     "MIN_FEATURE_COVERAGE",
@@ -155,8 +156,8 @@ class VBKGC(
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
         for name, value in dict(embedding_dim=embedding_dim, feature_dim=feature_dim).items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            if value is not None:
+                check_positive_int(name, value)
         if kwargs.get("random_seed") is not None:
             # seed before drawing Xavier rows for entities without features, so they are reproducible, too
             set_random_seed(kwargs["random_seed"])

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
-from pykeen.constants import LABEL_HEAD, LABEL_TAIL
 from pykeen.sampling import NegativeSampler
 from pykeen.typing import BoolTensor, FloatTensor, LongTensor
 
 from .training_loop import calling_training_loop
+from .validation import check_positive_int
 
 if TYPE_CHECKING:
     from pykeen.models import Model
@@ -70,12 +70,6 @@ def sample_by_importance(scores: FloatTensor, temperature: float, num_samples: i
     uniform = torch.rand(scores.shape, dtype=scores.dtype).clamp_min(torch.finfo(scores.dtype).tiny)
     gumbel = -torch.log(-torch.log(uniform))
     return (scores / temperature + gumbel).topk(k=num_samples, dim=-1).indices
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 class NSCachingNegativeSampler(NegativeSampler):
@@ -148,8 +142,8 @@ class NSCachingNegativeSampler(NegativeSampler):
             ``num_negs_per_pos``, ``filtered``, ``num_entities``
         :raises ValueError: for an invalid setting
         """
-        cache_size = _positive_int("cache_size", cache_size)
-        num_candidates = _positive_int("num_candidates", num_candidates)
+        cache_size = check_positive_int("cache_size", cache_size)
+        num_candidates = check_positive_int("num_candidates", num_candidates)
         if sampling not in SAMPLING_CHOICES:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_CHOICES)}; got {sampling!r}.")
         if update not in UPDATE_CHOICES:
@@ -157,14 +151,13 @@ class NSCachingNegativeSampler(NegativeSampler):
         if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
         if kwargs.get("num_negs_per_pos") is not None:
-            _positive_int("num_negs_per_pos", kwargs["num_negs_per_pos"])
+            check_positive_int("num_negs_per_pos", kwargs["num_negs_per_pos"])
         super().__init__(mapped_triples=mapped_triples, **kwargs)
         self.cache_size = cache_size
         self.num_candidates = num_candidates
         self.sampling = sampling
         self.update = update
         self.temperature = float(temperature)
-        self.corruption_scheme = (LABEL_HEAD, LABEL_TAIL)
         loop = calling_training_loop()
         if model is None and loop is not None:
             model = loop.model
@@ -198,16 +191,17 @@ class NSCachingNegativeSampler(NegativeSampler):
     def _random_entities(self, *shape: int) -> LongTensor:
         return torch.randint(self.num_entities, size=shape)
 
-    def _rows(self, keys: LongTensor, relations: LongTensor, entities: LongTensor) -> LongTensor:
-        """Return the cache rows of the pairs (relation, entity)."""
-        wanted = self._key(relations, entities)
+    def _rows(self, column: int, triples: LongTensor) -> tuple[LongTensor, LongTensor]:
+        """Return the caches that replace ``column`` (0: heads, 2: tails) and the rows of the pairs of ``triples``."""
+        keys, cache = (self.head_keys, self.head_cache) if column == 0 else (self.tail_keys, self.tail_cache)
+        wanted = self._key(triples[:, 1], triples[:, 2 - column])
         rows = torch.searchsorted(keys, wanted).clamp_max(len(keys) - 1)
         if not torch.equal(keys[rows], wanted):
             raise ValueError(
                 "NSCaching has caches only for the pairs of its training triples; a positive triple of this batch "
                 "is not a training triple."
             )
-        return rows
+        return cache, rows
 
     # docstr-coverage: inherited
     def sample(self, positive_batch: LongTensor) -> tuple[LongTensor, BoolTensor | None]:  # noqa: D102
@@ -232,25 +226,23 @@ class NSCachingNegativeSampler(NegativeSampler):
         # the first half of the negatives replaces heads, the second half tails (as PyKEEN's basic sampler)
         split = -(-len(negatives) // 2)
         for column, part in ((0, slice(0, split)), (2, slice(split, len(negatives)))):
-            chosen = negatives[part]
-            if column == 0:
-                cache, rows = self.head_cache, self._rows(self.head_keys, chosen[:, 1], chosen[:, 2])
-            else:
-                cache, rows = self.tail_cache, self._rows(self.tail_keys, chosen[:, 1], chosen[:, 0])
-            negatives[part, column] = self._draw(cache[rows], chosen, column)
+            negatives[part, column] = self._draw(column, negatives[part])
         self.refresh(positives)
         return negatives.view(*batch_shape, k, 3)
 
-    def _draw(self, candidates: LongTensor, triples: LongTensor, column: int) -> LongTensor:
-        """Draw one entity of each row of ``candidates`` to replace ``column`` of the triple of that row."""
+    def _draw(self, column: int, triples: LongTensor) -> LongTensor:
+        """Draw an entity from the cache of each triple's pair to replace its ``column``."""
+        cache, rows = self._rows(column, triples)
         if self.sampling == "uniform":
-            return candidates.gather(1, torch.randint(candidates.shape[1], size=(len(candidates), 1))).squeeze(1)
-        scores = self.score_candidates(triples=triples, candidates=candidates, column=column)
+            return cache[rows].gather(1, torch.randint(cache.shape[1], size=(len(rows), 1))).squeeze(1)
+        # the k negatives of a positive share its cache: score each cache once
+        unique, first, inverse = _unique_rows(rows)
+        scores = self.score_candidates(triples=triples[first], candidates=cache[unique], column=column)[inverse]
         if self.sampling == "top":
             picked = scores.argmax(dim=1, keepdim=True)
         else:
             picked = sample_by_importance(scores, self.temperature, num_samples=1)
-        return candidates.gather(1, picked).squeeze(1)
+        return cache[rows].gather(1, picked).squeeze(1)
 
     def score_candidates(self, triples: LongTensor, candidates: LongTensor, column: int) -> FloatTensor:
         """Score each triple of ``triples`` with ``column`` replaced by each of its row's candidates.
@@ -274,12 +266,11 @@ class NSCachingNegativeSampler(NegativeSampler):
 
         :param positives: shape: ``(n, 3)``, the positive triples of a batch
         """
-        for column, keys, cache in ((0, self.head_keys, self.head_cache), (2, self.tail_keys, self.tail_cache)):
-            other = 2 - column
-            rows, first = _unique_with_first_index(self._rows(keys, positives[:, 1], positives[:, other]))
-            triples = positives[first]
+        for column in (0, 2):
+            cache, rows = self._rows(column, positives)
+            rows, first, _ = _unique_rows(rows)
             candidates = torch.cat([cache[rows], self._random_entities(len(rows), self.num_candidates)], dim=1)
-            scores = self.score_candidates(triples=triples, candidates=candidates, column=column)
+            scores = self.score_candidates(triples=positives[first], candidates=candidates, column=column)
             if self.update == "top":
                 kept = scores.topk(k=self.cache_size, dim=1).indices
             else:
@@ -308,11 +299,9 @@ class _Caches:
         )
 
 
-def _unique_with_first_index(values: LongTensor) -> tuple[LongTensor, LongTensor]:
-    """Return the sorted unique values and the index of the first occurrence of each."""
-    unique, inverse = torch.unique(values, return_inverse=True)
-    positions = torch.arange(len(values))
-    first = torch.full((len(unique),), len(values), dtype=torch.long).scatter_reduce(
-        0, inverse, positions, reduce="amin"
-    )
-    return unique, first
+def _unique_rows(rows: LongTensor) -> tuple[LongTensor, LongTensor, LongTensor]:
+    """Return the sorted unique rows, the index of the first occurrence of each, and each row's unique index."""
+    unique, inverse = torch.unique(rows, return_inverse=True)
+    positions = torch.arange(len(rows))
+    first = torch.full((len(unique),), len(rows), dtype=torch.long).scatter_reduce(0, inverse, positions, reduce="amin")
+    return unique, first, inverse

@@ -13,6 +13,7 @@ from pykeen.typing import BoolTensor, LongTensor
 from .defaults import BEST
 from .representation import encode_twins
 from .training_loop import calling_training_loop
+from .validation import check_positive_int
 
 __all__ = [
     "TwinsNegativeSampler",
@@ -72,8 +73,7 @@ class TwinsNegativeSampler(BasicNegativeSampler):
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.sampling.BasicNegativeSampler`, e.g.,
             ``filtered`` and ``corruption_scheme`` (default: head and tail)
         """
-        if isinstance(num_negs_per_pos, bool) or not isinstance(num_negs_per_pos, int) or num_negs_per_pos < 1:
-            raise ValueError(f"num_negs_per_pos must be a positive integer, got {num_negs_per_pos!r}.")
+        check_positive_int("num_negs_per_pos", num_negs_per_pos)
         super().__init__(num_negs_per_pos=num_negs_per_pos, **kwargs)
         _check_training_model()
         self._entity_columns = [
