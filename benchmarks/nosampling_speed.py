@@ -74,7 +74,7 @@ def build(name: str, train, args) -> TrainingLoop:
         )
 
     def nosampling(model, **kwargs) -> NoSamplingTrainingLoop:
-        return NoSamplingTrainingLoop(model=model, triples_factory=train, **kwargs, **adam)
+        return NoSamplingTrainingLoop(model=model, triples_factory=train, chunk_size=args.chunk_size, **kwargs, **adam)
 
     squared = dict(scoring_fct_norm=2, power_norm=True)
     # the best WN9 configuration of docs/results.md (benchmarks/wn9-nscaching-vbkgc.json without the sampler)
@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--negative-weight", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--chunk-size", type=int, default=None, help="entities per chunk (chunked NoSampling)")
     parser.add_argument("--isolate", action="store_true", help="one process per configuration (reports memory)")
     parser.add_argument("--output", default=None, help="write the results as JSON")
     args = parser.parse_args()

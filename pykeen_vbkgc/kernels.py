@@ -3,7 +3,8 @@ r"""Fused distance kernels behind the VBKGC interaction.
 Two shapes of work dominate VBKGC on a CPU:
 
 - **Evaluation** scores every query against every entity. For $p = 1$ the five L1 terms are one L1 distance between
-  concatenated vectors, computed by :func:`pairwise_l1_distance` without a ``(batch, entities, 5d)`` intermediate.
+  concatenated vectors, computed by :func:`pairwise_l1_distance` without a ``(batch, entities, 5d)`` intermediate,
+  also with gradients (training against all entities, e.g., :mod:`pykeen_vbkgc.nosampling`).
 - **Training** scores rows $(h, r, t)$ whose entity arguments are rows of one small *piece table*.
   :func:`term_distances` sums the TransE terms of each row with a hand-written backward: the gradient of each row
   is computed densely (no scattered atomic additions), then added into the table with one
@@ -69,23 +70,64 @@ def _fused_l1(x: FloatTensor, y: FloatTensor) -> FloatTensor:
     return (x.unsqueeze(1) - y.unsqueeze(0)).abs().sum(dim=-1)
 
 
+def _fused_l1_grad(x: FloatTensor, y_t: FloatTensor, grad: FloatTensor) -> FloatTensor:
+    r"""Return $\sum_j g_{ij} \operatorname{sign}(x_i - y_j)$, the gradient of $\sum_{ij} g_{ij} \|x_i - y_j\|_1$ for x.
+
+    ``y_t`` is $y^T$, shape: (d, m): with j innermost and contiguous, the sum over j vectorises (1.6x faster than
+    reducing over the middle dimension of ``(n, m, d)``).
+    """
+    return ((x.unsqueeze(-1) - y_t.unsqueeze(0)).sign() * grad.unsqueeze(1)).sum(dim=-1)
+
+
+def _cdist_l1_grad(x: FloatTensor, y_t: FloatTensor, grad: FloatTensor) -> FloatTensor:
+    # the fallback of _fused_l1_grad: torch.cdist's backward, which needs no (n, m, d) intermediate either
+    with torch.enable_grad():
+        x = x.detach().requires_grad_()
+        (result,) = torch.autograd.grad(torch.cdist(x, y_t.t(), p=1), x, grad)
+    return result
+
+
+class _PairwiseL1(torch.autograd.Function):
+    """Autograd function of the fused :func:`pairwise_l1_distance`: forward and backward without ``(n, m, d)``."""
+
+    @staticmethod
+    def forward(ctx, x: FloatTensor, y: FloatTensor) -> FloatTensor:
+        ctx.save_for_backward(x, y)
+        return run_fused("pairwise_l1_distance", _fused_l1, True, x, y, fallback=_cdist_l1)
+
+    @staticmethod
+    def backward(ctx, grad: FloatTensor) -> tuple[FloatTensor | None, FloatTensor | None]:
+        x, y = ctx.saved_tensors
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            y_t = y.t().contiguous()
+            grad_x = run_fused("pairwise_l1_grad", _fused_l1_grad, True, x, y_t, grad, fallback=_cdist_l1_grad)
+        if ctx.needs_input_grad[1]:
+            # the same kernel with the roles swapped, as |x_i - y_j| = |y_j - x_i|
+            x_t, grad_t = x.t().contiguous(), grad.t().contiguous()
+            grad_y = run_fused("pairwise_l1_grad", _fused_l1_grad, True, y, x_t, grad_t, fallback=_cdist_l1_grad)
+        return grad_x, grad_y
+
+
 def pairwise_l1_distance(x: FloatTensor, y: FloatTensor) -> FloatTensor:
-    """Compute all pairwise L1 distances, like ``torch.cdist(x, y, p=1)``.
+    r"""Compute all pairwise L1 distances, like ``torch.cdist(x, y, p=1)``.
 
     On CPU, :func:`torch.cdist` does about 1 G element operations per second and core, while broadcasting
-    materialises a ``(n, m, d)`` tensor. For large inputs without gradients (i.e., evaluation) we therefore fuse
-    subtraction, absolute value and sum into one vectorised loop, about three times faster than
-    :func:`torch.cdist`. On CUDA, with gradients, or when compilation is impossible, :func:`torch.cdist` is used.
+    materialises a ``(n, m, d)`` tensor. For large inputs we therefore fuse subtraction, absolute value and sum into
+    one vectorised loop; with gradients, the backward pass
+    $\partial / \partial x_i = \sum_j g_{ij} \operatorname{sign}(x_i - y_j)$ (and the same for y) is fused, too.
+    One thread, 512 x 1,024 vectors of 640 dimensions (``benchmarks/pairwise_l1.py``): forward 5.7x, forward and
+    backward 3.0x faster than :func:`torch.cdist`. On CUDA, for small inputs, or when compilation is impossible,
+    :func:`torch.cdist` is used.
 
     :param x: shape: (n, d)
     :param y: shape: (m, d)
     :return: shape: (n, m)
     """
     large = x.shape[0] * y.shape[0] * x.shape[1] >= _COMPILE_MIN_WORK
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-    if large and not needs_grad and x.device.type == "cpu":
+    if large and x.device.type == "cpu":
         # never the eager broadcast: it would materialise (n, m, d)
-        return run_fused("pairwise_l1_distance", _fused_l1, True, x, y, fallback=_cdist_l1)
+        return _PairwiseL1.apply(x, y)
     return _cdist_l1(x, y)
 
 

@@ -484,6 +484,42 @@ def test_pairwise_l1_falls_back_to_cdist_when_compilation_fails(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     monkeypatch.setattr(kernels_module, "_fused_l1", lambda x, y: pytest.fail("eager broadcast used"))
-    x, y = torch.randn(5, 7), torch.randn(9, 7)
-    torch.testing.assert_close(kernels_module.pairwise_l1_distance(x, y), torch.cdist(x, y, p=1))
+    monkeypatch.setattr(kernels_module, "_fused_l1_grad", lambda *args: pytest.fail("eager broadcast used"))
+    x, y = torch.randn(5, 7, requires_grad=True), torch.randn(9, 7, requires_grad=True)
+    weights = torch.randn(5, 9)
+    distances = kernels_module.pairwise_l1_distance(x, y)
+    (distances * weights).sum().backward()
+    x_reference, y_reference = x.detach().requires_grad_(), y.detach().requires_grad_()
+    reference = torch.cdist(x_reference, y_reference, p=1)
+    (reference * weights).sum().backward()
+    torch.testing.assert_close(distances, reference)
+    torch.testing.assert_close(x.grad, x_reference.grad)
+    torch.testing.assert_close(y.grad, y_reference.grad)
     assert kernels_module._compiled["pairwise_l1_distance"] is False
+    assert kernels_module._compiled["pairwise_l1_grad"] is False
+
+
+def test_pairwise_l1_gradients_are_the_signs_weighted_by_the_upstream_gradient(monkeypatch):
+    """The fused backward: d/dx_i = sum_j g_ij sign(x_i - y_j), d/dy_j = -sum_i g_ij sign(x_i - y_j)."""
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
+    x = torch.tensor([[0.0, 2.0], [1.0, -1.0]], requires_grad=True)
+    y = torch.tensor([[1.0, 1.0], [-1.0, 0.0], [3.0, -2.0]], requires_grad=True)
+    weights = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
+    distances = kernels_module.pairwise_l1_distance(x, y)
+    (distances * weights).sum().backward()
+    # |0-1|+|2-1| = 2, |0+1|+|2-0| = 3, |0-3|+|2+2| = 7; |1-1|+|-1-1| = 2, |1+1|+|-1-0| = 3, |1-3|+|-1+2| = 3
+    torch.testing.assert_close(distances, torch.tensor([[2.0, 3.0, 7.0], [2.0, 3.0, 3.0]]))
+    # x_0: signs (-1, +1), (+1, +1), (-1, +1) -> (-1 + 2 - 3, 1 + 2 + 3); x_1: (0, -1), (+1, -1), (-1, +1)
+    torch.testing.assert_close(x.grad, torch.tensor([[-2.0, 6.0], [0.5 - 4.0, 1.0 - 0.5 + 4.0]]))
+    # y_j: minus the column sums of the same signs times weights
+    torch.testing.assert_close(y.grad, torch.tensor([[1.0, -2.0], [-2.5, -1.5], [7.0, -7.0]]))
+    assert kernels_module._compiled["pairwise_l1_grad"] is not False
+    # larger random inputs: the same as torch.cdist's backward
+    x, y = torch.randn(33, 17, requires_grad=True), torch.randn(29, 17, requires_grad=True)
+    weights = torch.randn(33, 29)
+    (kernels_module.pairwise_l1_distance(x, y) * weights).sum().backward()
+    x_reference, y_reference = x.detach().requires_grad_(), y.detach().requires_grad_()
+    (torch.cdist(x_reference, y_reference, p=1) * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_reference.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y.grad, y_reference.grad, rtol=1e-5, atol=1e-5)

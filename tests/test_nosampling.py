@@ -10,7 +10,7 @@ from pykeen.models import RESCAL, ComplEx, DistMult, SimplE, TransE
 from pykeen.pipeline import pipeline
 from pykeen.training import LCWATrainingLoop, training_loop_resolver
 
-from pykeen_vbkgc import VBKGC, NoSamplingLoss, NoSamplingTrainingLoop
+from pykeen_vbkgc import VBKGC, NoSamplingLoss, NoSamplingTrainingLoop, kernels
 from pykeen_vbkgc.nosampling import bilinear_form, supports_bilinear_form
 
 #: c+, c-, y+, y- of the hand-written loss; not the defaults, so that each of them is tested
@@ -148,10 +148,21 @@ def test_decomposed_loss_in_float32_on_many_entities():
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_vbkgc_chunked_equals_unchunked_and_the_hand_written_loss(tiny_factory):
+@pytest.mark.parametrize("p", [1, 2])
+def test_vbkgc_chunked_equals_unchunked_and_the_hand_written_loss(tiny_factory, monkeypatch, p):
+    if p == 1:
+        # the fused L1 kernels with their hand-written backward (used above a size threshold)
+        monkeypatch.setattr(kernels, "_COMPILE_MIN_WORK", 0)
+        monkeypatch.setattr(kernels, "_compiled", {})
     loss = NoSamplingLoss(**WEIGHTS)
     model = VBKGC(
-        triples_factory=tiny_factory, features="random", feature_dim=8, embedding_dim=4, loss=loss, random_seed=0
+        triples_factory=tiny_factory,
+        features="random",
+        feature_dim=8,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        loss=loss,
+        random_seed=0,
     ).double()
     assert not supports_bilinear_form(model)
     whole = NoSamplingTrainingLoop(model=model, triples_factory=tiny_factory, chunk_size=tiny_factory.num_entities)
@@ -172,6 +183,8 @@ def test_vbkgc_chunked_equals_unchunked_and_the_hand_written_loss(tiny_factory):
     expected.backward()
     assert value == pytest.approx(expected.item(), rel=1e-5)
     assert_same_gradients(expected_gradients, gradients(model))
+    if p == 1:
+        assert kernels._compiled["pairwise_l1_grad"] is not False
 
 
 def test_chunk_size_from_slice_size_and_no_backward(tiny_factory):
