@@ -1,10 +1,10 @@
 """VBKGC for PyKEEN: multimodal knowledge graph completion with twins negative sampling.
 
 Importing this package registers the ``vbkgc`` model, the ``twins`` and ``nscaching`` negative samplers, the
-``meanmarginranking`` and ``nosampling`` losses, the ``nosampling`` training loop and the ``vbkgc`` interaction with
-PyKEEN's resolvers, so that they can be used by name in
-:func:`pykeen.pipeline.pipeline` and :func:`pykeen.hpo.hpo_pipeline`. The ``pykeen.datasets`` entry point imports
-this package too, so the names also resolve without an explicit import (see :mod:`pykeen_vbkgc.registration`).
+``meanmarginranking`` and ``nosampling`` losses, the ``nosampling`` and ``deviceslcwa`` training loops and the ``vbkgc``
+interaction with PyKEEN's resolvers, so that they can be used by name in :func:`pykeen.pipeline.pipeline` and
+:func:`pykeen.hpo.hpo_pipeline`. The ``pykeen.datasets`` entry point imports this package too, so the names also
+resolve without an explicit import (see :mod:`pykeen_vbkgc.registration`).
 
 The data flows through the modules in this order:
 
@@ -15,7 +15,8 @@ The data flows through the modules in this order:
 5. :mod:`pykeen_vbkgc.sampler` makes (twins) negatives and :mod:`pykeen_vbkgc.loss` contrasts them.
 
 Two further training strategies work with any PyKEEN model: :mod:`pykeen_vbkgc.nscaching` (negatives from caches of
-hard negatives) and :mod:`pykeen_vbkgc.nosampling` (no negatives: a loss over all entities).
+hard negatives) and :mod:`pykeen_vbkgc.nosampling` (no negatives: a loss over all entities); and
+:mod:`pykeen_vbkgc.device_sampling` draws sLCWA batches and negatives on the model's device (GPU) instead of the host.
 """
 
 import importlib
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VBKGC",
+    "DeviceSLCWATrainingLoop",
     "EntityFeatures",
     "MeanMarginRankingLoss",
     "NSCachingNegativeSampler",
@@ -48,6 +50,7 @@ _LAZY = {
     "MeanMarginRankingLoss": "loss",
     "NoSamplingLoss": "nosampling",
     "NoSamplingTrainingLoop": "nosampling",
+    "DeviceSLCWATrainingLoop": "device_sampling",
     "EntityFeatures": "features",
     "load_features": "features",
     "save_features": "features",

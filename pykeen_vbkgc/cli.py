@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
-import os
+import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from .dataset_loading import as_triples_directory, load_dataset_and_features, open_dataset, open_triples_directory
 from .defaults import BEST, PRESETS, Preset, get_preset
 from .encoders.cli import encode, merge_features
-
-if TYPE_CHECKING:
-    from pykeen.datasets import Dataset
+from .run_files import RUN_RECORD
 
 __all__ = [
     "as_triples_directory",
@@ -25,13 +24,12 @@ __all__ = [
     "load_dataset_and_features",
     "load_run",
     "main",
+    "open_dataset",
     "open_triples_directory",
     "quiet_library_logs",
     "settings_options",
 ]
 
-#: the file in which ``train --output`` records how the run was made (read by ``evaluate``)
-RUN_RECORD = "vbkgc_run.json"
 
 #: the metrics printed after training (filtered, realistic ranks)
 REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hits_at_10")
@@ -65,112 +63,6 @@ class _NoCudaNotice(logging.Filter):
 
 
 _NO_CUDA_NOTICE = _NoCudaNotice()
-
-
-def load_dataset_and_features(
-    dataset: str, dataset_directory: Path | None, features: Path | None
-) -> tuple[Dataset, Path | None]:
-    """Load the dataset of a training command, read its triples and check an explicit features file.
-
-    Without ``features``, the multimodal datasets hand their own features file to the model (see
-    :mod:`pykeen_vbkgc.datasets`); other datasets leave the model with random features, which it reports as a
-    warning.
-
-    :param dataset: a registered dataset name, or your own graph's directory (see :func:`open_dataset`)
-    :param dataset_directory: a local data directory of a named dataset, passed as ``directory=``
-    :param features: an explicit features file, or None
-    :return: the dataset and the features file that the model will use (None means random features)
-    :raises click.ClickException: if the dataset cannot be loaded
-    :raises click.BadParameter: if the features file does not exist
-    """
-    from .datasets import DatasetFilesError
-    from .features import FEATURES_METADATA_KEY
-
-    try:
-        dataset_instance = open_dataset(dataset, dataset_directory)
-        # read the triples now: a bad file is reported before anything else happens
-        training = dataset_instance.training
-    except DatasetFilesError as error:
-        raise click.ClickException(str(error)) from None
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise click.ClickException(f"Cannot load dataset {dataset!r}: {error}") from error
-    if features is not None and not features.is_file():
-        raise click.BadParameter(f"Features file not found: {features}", param_hint="--features")
-    if features is None:
-        own = training.metadata.get(FEATURES_METADATA_KEY)
-        features = None if own is None else Path(own)
-    return dataset_instance, features
-
-
-def open_dataset(dataset: str, dataset_directory: Path | None) -> Dataset:
-    """Open the dataset of a command's ``--dataset`` and ``--dataset-directory``.
-
-    :param dataset: a registered dataset name, or your own graph's directory
-        (see :class:`~pykeen_vbkgc.datasets.TriplesDirectory`)
-    :param dataset_directory: a local data directory of a named dataset, passed as ``directory=``
-    :return: the dataset (the multimodal datasets read their triples only when they are first used)
-    :raises click.BadParameter: for an unknown name, or a data directory for a dataset that takes none
-    """
-    from pykeen.datasets import dataset_resolver
-
-    own_graph = open_triples_directory(dataset, dataset_directory)
-    if own_graph is not None:
-        return own_graph
-    try:
-        dataset_cls = dataset_resolver.lookup(dataset)
-    except (KeyError, ValueError) as error:
-        # str() of a KeyError is the repr of its message
-        raise click.BadParameter(str(error.args[0]) if error.args else str(error), param_hint="--dataset") from None
-    if dataset_directory is None:
-        return dataset_cls()
-    try:
-        return dataset_cls(directory=dataset_directory)
-    except TypeError as error:
-        # e.g. nations or the embedded demo: their data is built in or downloaded, there is no directory to pass
-        raise click.BadParameter(
-            f"the dataset {dataset!r} takes no data directory ({error}); leave out --dataset-directory.",
-            param_hint="--dataset-directory",
-        ) from None
-
-
-def open_triples_directory(dataset: str, dataset_directory: Path | None):
-    """Return your own graph's :class:`~pykeen_vbkgc.datasets.TriplesDirectory` if ``dataset`` names a directory.
-
-    :param dataset: the ``--dataset`` value
-    :param dataset_directory: the ``--dataset-directory`` value, which a directory dataset does not take
-    :return: the dataset (its triples not yet read), or None if ``dataset`` is a dataset name
-    :raises click.BadParameter: if both a directory and ``--dataset-directory`` are given
-    """
-    from .datasets import TriplesDirectory
-
-    own_graph = as_triples_directory(dataset)
-    if own_graph is None:
-        return None
-    if dataset_directory is not None:
-        raise click.BadParameter(
-            f"{dataset} is a directory: it is the data itself; leave out --dataset-directory.",
-            param_hint="--dataset-directory",
-        )
-    return TriplesDirectory(own_graph)
-
-
-def as_triples_directory(dataset: str) -> Path | None:
-    """Return ``dataset`` as a directory if it names one that is not also a registered dataset name, else None.
-
-    A registered name wins over a directory of the same name in the working directory; write ``./wn9`` for that.
-    """
-    from pykeen.datasets import dataset_resolver
-
-    path = Path(dataset).expanduser()
-    if not path.is_dir():
-        return None
-    if "/" not in dataset and os.sep not in dataset:
-        try:
-            dataset_resolver.lookup(dataset)
-        except (KeyError, ValueError):
-            return path
-        return None
-    return path
 
 
 def dataset_options(command):
@@ -223,10 +115,12 @@ def settings_options(command):
     def wrapper(**kwargs):
         preset = get_preset(kwargs.pop("preset"))
         values = {field: kwargs.pop(field) for field in fields}
+        if values["term_weights"] is not None:
+            check_term_weights(values["term_weights"], kwargs.get("score_terms"))
         kwargs["settings"] = dataclasses.replace(preset, **{k: v for k, v in values.items() if v is not None})
         return command(**kwargs)
 
-    positive = dict(type=click.FloatRange(min=0, min_open=True), default=None)
+    positive = dict(type=PositiveFloat(), default=None)
     options = [
         click.option(
             "--preset",
@@ -283,6 +177,75 @@ def settings_options(command):
     return wrapper
 
 
+class PositiveFloat(click.FloatRange):
+    """A finite float > 0.
+
+    Click's float range lets ``nan`` and ``inf`` through, which fail only after training has started.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value, param, ctx) -> float:  # noqa: D102
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
+def check_term_weights(term_weights: str, score_terms: str | None) -> None:
+    """Check ``--term-weights`` before anything is loaded or trained.
+
+    :param term_weights: the option's value, e.g. ``mm=0.1,all=0.5``
+    :param score_terms: the ``--score-terms`` of the command, if it has that option (else all terms are scored)
+    :raises click.BadParameter: if the weights do not parse, name a term twice or a term that is not scored, are
+        negative or not finite, or are all zero
+    """
+    from .interaction import normalize_score_terms, normalize_term_weights
+
+    try:
+        terms = normalize_score_terms(score_terms)
+    except ValueError:
+        return  # --score-terms reports its own error
+    try:
+        normalize_term_weights(term_weights, terms)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--term-weights") from None
+
+
+def check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check ``--device`` when the command line is read: PyKEEN would train on the CPU without CUDA, silently.
+
+    :param ctx: the click context
+    :param param: the option
+    :param value: the device, e.g. ``cpu``, ``cuda``, ``cuda:1``, or None for PyKEEN's choice
+    :return: the device
+    :raises click.BadParameter: for a name that is no device, or a device that this machine does not have
+    """
+    if value is None:
+        return None
+    import torch
+
+    try:
+        # PyKEEN takes "gpu" for "cuda"
+        device = torch.device("cuda" if value == "gpu" else value)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f"{value!r} is not a device; use e.g. cpu, cuda or cuda:1.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise click.BadParameter(
+                f"{value!r}: CUDA is not available on this machine; leave out --device, or use --device cpu."
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise click.BadParameter(f"{value!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}.")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise click.BadParameter(f"{value!r}: MPS is not available on this machine; use --device cpu.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise click.BadParameter(f"{value!r}: train on cpu, cuda or mps.")
+    return value
+
+
 def _from_preset(field: str) -> str:
     return "Default: from --preset (" + ", ".join(f"{p.name}: {getattr(p, field)}" for p in PRESETS.values()) + ")."
 
@@ -301,12 +264,14 @@ def _from_preset(field: str) -> str:
     "all (both embeddings added).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same model.")
-@click.option("--device", default=None, help="e.g. cpu or cuda; default: cuda if available")
+@click.option("--device", default=None, callback=check_device, help="e.g. cpu or cuda; default: cuda if available")
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Save the run here (a new or empty directory): the model as trained_model.pkl, a pickle that "
-    "predict/evaluate and torch.load(..., weights_only=False) read, and the metrics.",
+    help="Save the run here (a new or empty directory), for predict and evaluate: the model as safetensors and JSON "
+    "(no pickle; PyKEEN's trained_model.pkl comes along for PyKEEN users) and the metrics. Training checkpoints "
+    "after every epoch into OUTPUT.incomplete; after Ctrl-C, SIGTERM or a crash, the same command resumes there. "
+    "OUTPUT appears when the run is finished.",
 )
 def train(
     dataset: str,
@@ -327,50 +292,25 @@ def train(
     """
     from pykeen.pipeline import pipeline
 
+    from .checkpoints import SafeCheckpointSLCWATrainingLoop, signals_deferred, signals_interrupt
     from .datasets import TriplesDirectory
     from .features import FeaturesFileError
     from .interaction import normalize_score_terms
+    from .staging import RunStaging
 
     quiet_library_logs()
     try:
         terms = normalize_score_terms(score_terms)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--score-terms") from error
-    if output is not None and output.exists() and any(output.iterdir()):
-        raise click.BadParameter(f"{output} exists and is not empty.", param_hint="--output")
+    staging = None if output is None else RunStaging(output)
+    if staging is not None:
+        with _output_errors():
+            staging.check_output()
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
-    # create --output before training, so that a bad path costs no training run (and is removed if training fails)
-    created = output is not None and not output.exists()
-    if output is not None:
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise click.BadParameter(f"cannot create {output}: {error.strerror}.", param_hint="--output") from None
-    click.echo(f"Training VBKGC+{sampler} on {dataset} with features {features or 'random (ablation S1)'}", err=True)
-    try:
-        result = pipeline(
-            dataset=dataset_instance,
-            model="vbkgc",
-            negative_sampler=sampler,
-            **settings.pipeline_kwargs(model_kwargs=dict(features=features, score_terms=terms)),
-            epochs=epochs,
-            evaluator_kwargs=dict(batch_size=256),
-            random_seed=seed,
-            device=device,
-        )
-    except BaseException as error:
-        if created:
-            output.rmdir()
-        if isinstance(error, FeaturesFileError):
-            # the model checks the features file when it is built, before any training
-            raise click.ClickException(str(error)) from None
-        raise
-    rows = _echo_metrics(result.metric_results)
-    click.echo(f"training {result.train_seconds:.1f} s, evaluation {result.evaluate_seconds:.1f} s", err=True)
-    if output is not None:
-        result.save_to_directory(output)
-        (output / "metrics_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-        # what `evaluate` needs to find the dataset again
+    kwargs = settings.pipeline_kwargs(model_kwargs=dict(features=features, score_terms=terms))
+    if staging is not None:
+        # what `evaluate` needs to find the dataset again, and what a resumed run must match
         record = dict(
             dataset=str(dataset_instance.directory.resolve())
             if isinstance(dataset_instance, TriplesDirectory)
@@ -380,10 +320,113 @@ def train(
             sampler=sampler,
             epochs=epochs,
             seed=seed,
+            score_terms=list(terms),
             settings=dataclasses.asdict(settings),
         )
-        (output / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        # before training, so that a bad or busy --output costs no training run
+        with _output_errors():
+            resume = staging.acquire(record)
+            if staging.finished:
+                staging.publish()
+                click.echo(f"{staging.display} held this command's finished run: saved to {output}", err=True)
+                return
+        kwargs["training_kwargs"].update(staging.training_kwargs())
+        if resume is not None:
+            click.echo(f"resuming from epoch {resume} of {epochs} (the checkpoint in {staging.display})", err=True)
+    click.echo(f"Training VBKGC+{sampler} on {dataset} with features {features or 'random (ablation S1)'}", err=True)
+    try:
+        with signals_interrupt():
+            result = pipeline(
+                dataset=dataset_instance,
+                model="vbkgc",
+                negative_sampler=sampler,
+                training_loop=SafeCheckpointSLCWATrainingLoop,
+                **kwargs,
+                epochs=epochs,
+                evaluator_kwargs=dict(batch_size=256),
+                random_seed=seed,
+                device=device,
+            )
+    except BaseException as error:
+        _train_failed(error, staging)
+        if isinstance(error, FeaturesFileError):
+            # the model checks the features file when it is built, before any training
+            raise click.ClickException(str(error)) from None
+        raise
+    rows = _echo_metrics(result.metric_results)
+    click.echo(f"training {result.train_seconds:.1f} s, evaluation {result.evaluate_seconds:.1f} s", err=True)
+    if staging is not None:
+        # a Ctrl-C now would cost the finished run: it waits the second or so until the run is in place
+        with signals_deferred(), _output_errors(staging):
+            model_kwargs = dict(kwargs["model_kwargs"], loss=kwargs["loss"], loss_kwargs=kwargs["loss_kwargs"])
+            _save_run(staging.path, result, rows, model_kwargs=model_kwargs)
+            staging.publish()
         click.echo(f"saved to {output}", err=True)
+
+
+@contextlib.contextmanager
+def _output_errors(staging=None):
+    """Report a refused ``--output`` in one line; after a failed save, keep only a checkpoint and say so."""
+    from .staging import OutputError
+
+    try:
+        yield
+    except OutputError as error:
+        raise click.BadParameter(str(error), param_hint="--output") from None
+    except OSError as error:
+        if staging is None:
+            raise
+        kept = staging.close()
+        raise click.ClickException(
+            f"cannot save the run in {staging.display}: {error.strerror or error}." + _kept(staging, kept)
+        ) from None
+
+
+def _train_failed(error: BaseException, staging) -> None:
+    """End a training that did not finish: remove what it created, or keep its checkpoint, and say which.
+
+    :raises click.exceptions.Exit: after SIGINT or SIGTERM, with the shell's code for that signal (130, 143)
+    :raises click.ClickException: if the checkpoint could not be written
+    """
+    import signal
+
+    kept = None if staging is None else staging.close()
+    if isinstance(error, KeyboardInterrupt):
+        signum = getattr(error, "signum", signal.SIGINT)
+        stopped = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+        if staging is None:
+            message = f"{stopped}: nothing was saved (train keeps checkpoints only with --output)."
+        elif kept is None:
+            message = f"{stopped} before the first epoch finished: nothing was saved."
+        else:
+            message = (
+                f"{stopped}: the checkpoint of epoch {kept} is saved in {staging.display}; run the same command "
+                f"again to resume from epoch {kept}."
+            )
+        click.echo(message, err=True)
+        raise click.exceptions.Exit(128 + signum)
+    if isinstance(error, OSError) and staging is not None and str(staging.path) in str(error.filename):
+        # e.g. the directory became unwritable or the disk is full: found at the first checkpoint, not at the end
+        raise click.ClickException(
+            f"cannot write the checkpoint in {staging.display}: {error.strerror}." + _kept(staging, kept)
+        ) from None
+    if kept is not None:
+        click.echo(_kept(staging, kept).strip(), err=True)
+
+
+def _kept(staging, epoch: int | None) -> str:
+    if epoch is None:
+        return ""
+    return f" The checkpoint of epoch {epoch} stays in {staging.display}: the same command resumes from it."
+
+
+def _save_run(directory: Path, result, rows: dict, model_kwargs: dict) -> None:
+    """Write a finished run: PyKEEN's files (pickles, for PyKEEN users), the metrics, then the safe files, last."""
+    from .run_files import save_run_files
+
+    result.save_to_directory(directory)
+    (directory / "metrics_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    save_run_files(directory, result.model, result.training, model_kwargs)
 
 
 def _echo_metrics(metric_results) -> dict[str, dict[str, float]]:
@@ -398,29 +441,39 @@ def _echo_metrics(metric_results) -> dict[str, dict[str, float]]:
     return rows
 
 
-def load_run(run: Path):
-    """Load a model saved by ``train --output`` and its training triples (the label mappings).
+def load_run(run: Path, trust_pickle: bool = False):
+    """Load a run saved by ``train --output``: the model and its training triples, without unpickling anything.
 
-    The model is a pickle (PyKEEN's ``trained_model.pkl``): it is read with ``weights_only=False``, so load only
-    directories you trust. A model trained on a GPU is loaded onto the CPU when no GPU is available.
+    See :func:`pykeen_vbkgc.run_files.load_run`.
 
     :param run: the output directory of ``train``
+    :param trust_pickle: read a run that holds only PyKEEN's pickle (``--trust-pickle``)
     :return: the model and the training triples factory
-    :raises click.BadParameter: if the directory does not hold a saved run
+    :raises click.ClickException: if the directory holds no finished run, only a pickle (and ``trust_pickle`` is
+        False), or a damaged or inconsistent file
     """
-    import torch
-    from pykeen.pipeline.api import PipelineResult
-    from pykeen.triples import TriplesFactory
+    from .run_files import PickleOnlyRunError, RunFilesError
+    from .run_files import load_run as load_run_files
 
-    model_path = run / PipelineResult.MODEL_FILE_NAME
-    triples_path = run / PipelineResult.TRAINING_TRIPLES_FILE_NAME
-    if not model_path.is_file() or not triples_path.is_dir():
-        raise click.BadParameter(
-            f"{run} holds no saved run (expected {model_path.name} and {triples_path.name}/ from train --output).",
-            param_hint="RUN",
-        )
-    model = torch.load(model_path, weights_only=False, map_location=None if torch.cuda.is_available() else "cpu")
-    return model, TriplesFactory.from_path_binary(triples_path)
+    try:
+        return load_run_files(run, trust_pickle=trust_pickle)
+    except PickleOnlyRunError as error:
+        raise click.ClickException(
+            f"{run} holds only PyKEEN's pickle {error.path.name} (an older run, or one saved by PyKEEN), which can run "
+            "any code when it is loaded; if you trust its origin, pass --trust-pickle."
+        ) from None
+    except RunFilesError as error:
+        raise click.ClickException(str(error)) from None
+
+
+#: ``--trust-pickle`` of ``predict`` and ``evaluate``
+trust_pickle_option = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Read a run that holds only PyKEEN's pickle trained_model.pkl (saved by an older version, or by PyKEEN). A "
+    "pickle runs code when it is loaded: use this only for files you trust. Runs saved by this version are never "
+    "unpickled.",
+)
 
 
 @main.command()
@@ -441,8 +494,16 @@ def load_run(run: Path):
     is_flag=True,
     help="Also list candidates that form a training triple with the query (they are known, not predictions).",
 )
+@trust_pickle_option
 def predict(
-    run: Path, head: str | None, relation: str, tail: str | None, top_k: int, keep_query_entity: bool, keep_known: bool
+    run: Path,
+    head: str | None,
+    relation: str,
+    tail: str | None,
+    top_k: int,
+    keep_query_entity: bool,
+    keep_known: bool,
+    trust_pickle: bool,
 ) -> None:
     """List the top-k heads or tails for a query, from a model saved with ``train --output RUN``."""
     import torch
@@ -451,7 +512,7 @@ def predict(
     if (head is None) == (tail is None):
         raise click.UsageError("Give exactly one of --head (to predict tails) and --tail (to predict heads).")
     quiet_library_logs()
-    model, training = load_run(run)
+    model, training = load_run(run, trust_pickle=trust_pickle)
     for label, option, mapping in (
         (head, "--head", training.entity_to_id),
         (tail, "--tail", training.entity_to_id),
@@ -461,21 +522,57 @@ def predict(
             raise click.BadParameter(
                 f"{label!r} is not in the graph the model of {run} was trained on.", param_hint=option
             )
+    _refuse_untrained(training, head=head, relation=relation, tail=tail, run=run)
     model.eval()
     with torch.no_grad():
         predictions = predict_target(model=model, head=head, relation=relation, tail=tail, triples_factory=training)
+    target = "tail" if tail is None else "head"
     if not keep_known:
         with warnings.catch_warnings():
             # PyKEEN's filter reads a read-only pandas array; harmless, and not the user's concern
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-            predictions = predictions.filter_triples(training)
-    target = "tail" if tail is None else "head"
+            unfiltered, predictions = predictions, predictions.filter_triples(training)
+        # say so: a user who knows the answer (France for Paris capital_of ?) would miss it without a word
+        kept = set(predictions.df[f"{target}_label"])
+        ranked = unfiltered.df.sort_values("score", ascending=False)[f"{target}_label"]
+        known = [label for label in ranked if label not in kept]
+        if known:
+            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+            click.echo(
+                f"Left out {len(known)} known {target}(s) that form a training triple with the query "
+                f"(--keep-known lists them): {shown}",
+                err=True,
+            )
     frame = predictions.df.sort_values("score", ascending=False)
     if not keep_query_entity:
         frame = frame[frame[f"{target}_label"] != (head if tail is None else tail)]
     click.echo(f"{'rank':>4}  {'score':>10}  {target}")
     for rank, (label, score) in enumerate(zip(frame[f"{target}_label"][:top_k], frame["score"][:top_k]), start=1):
         click.echo(f"{rank:>4}  {score:>10.4f}  {label}")
+
+
+def _refuse_untrained(training, head: str | None, relation: str, tail: str | None, run: Path) -> None:
+    """Refuse a query whose entity or relation occurs in no training triple: its embedding was never trained.
+
+    The entity index of a dataset covers all its splits, so an entity of the validation or test split alone has
+    a (random) embedding and would get a confident-looking ranking.
+
+    :raises click.BadParameter: for such an entity or relation
+    """
+    import torch
+
+    triples = training.mapped_triples
+    for label, option, mapping, ids in (
+        (head, "--head", training.entity_to_id, triples[:, 0::2]),
+        (tail, "--tail", training.entity_to_id, triples[:, 0::2]),
+        (relation, "--relation", training.relation_to_id, triples[:, 1]),
+    ):
+        if label is not None and not torch.isin(torch.as_tensor(mapping[label]), ids).item():
+            raise click.BadParameter(
+                f"{label!r} occurs in no training triple of {run}: its embedding was never trained, so a ranking "
+                "for it would be noise.",
+                param_hint=option,
+            )
 
 
 @main.command()
@@ -489,7 +586,10 @@ def predict(
 )
 @click.option("--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Evaluation batch.")
-def evaluate(run: Path, split: str, dataset: str | None, dataset_directory: Path | None, batch_size: int) -> None:
+@trust_pickle_option
+def evaluate(
+    run: Path, split: str, dataset: str | None, dataset_directory: Path | None, batch_size: int, trust_pickle: bool
+) -> None:
     """Evaluate a model saved with ``train --output RUN`` on a split: filtered MRR and Hits@k, as ``train`` prints.
 
     Filtered: the other known triples (train, valid and test) are removed from each ranking.
@@ -497,12 +597,16 @@ def evaluate(run: Path, split: str, dataset: str | None, dataset_directory: Path
     from pykeen.evaluation import RankBasedEvaluator
 
     quiet_library_logs()
-    model, training = load_run(run)
+    from .run_files import RunFilesError, read_run_record
+
+    model, training = load_run(run, trust_pickle=trust_pickle)
     if dataset is None:
-        record_path = run / RUN_RECORD
-        if not record_path.is_file():
+        try:
+            record = read_run_record(run)
+        except RunFilesError as error:
+            raise click.ClickException(f"{error} Name the dataset with --dataset.") from None
+        if record is None:
             raise click.UsageError(f"{run} has no {RUN_RECORD}; name the dataset with --dataset.")
-        record = json.loads(record_path.read_text())
         dataset = record["dataset"]
         if dataset_directory is None and record.get("dataset_directory"):
             dataset_directory = Path(record["dataset_directory"])

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 from docdata import parse_docdata
 from pykeen.datasets.base import LazyDataset
-from pykeen.triples import TriplesFactory
+from pykeen.triples import CoreTriplesFactory, TriplesFactory
 from pykeen.triples.triples_factory import create_entity_mapping, create_relation_mapping
 from pystow.utils import download
 
@@ -59,6 +60,7 @@ __all__ = [
     "TriplesDirectory",
     "WN9",
     "read_triples",
+    "split_problems",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,7 +113,9 @@ def read_triples(path: pathlib.Path) -> np.ndarray:
 
     Unlike PyKEEN's pandas-based :func:`~pykeen.triples.utils.load_triples`, no quote character is special (a label
     starting with ``"`` stays one label), a line with a missing or an extra column is an error instead of an
-    empty label, and a header line is refused. Empty lines are skipped.
+    empty label, and a header line is refused. Empty lines are skipped. Two exceptions to "literally": a UTF-8
+    byte order mark at the start of the file is not part of the first label, and spaces around a label are removed
+    (with a warning that counts the lines), so that ``" Paris"`` and ``"Paris"`` are one entity.
 
     :param path: the file
     :return: shape: (num_triples, 3), the labels as strings
@@ -119,8 +123,10 @@ def read_triples(path: pathlib.Path) -> np.ndarray:
         the file and the line number)
     """
     rows = []
+    padded = []  # the numbers of the lines whose labels had surrounding whitespace
     try:
-        with open(path, encoding="utf-8", newline="") as file:
+        # utf-8-sig: files saved by Windows editors start with a byte order mark, which is no part of a label
+        with open(path, encoding="utf-8-sig", newline="") as file:
             for number, line in enumerate(file, start=1):
                 line = line.rstrip("\r\n")
                 if not line:
@@ -135,6 +141,9 @@ def read_triples(path: pathlib.Path) -> np.ndarray:
                     raise DatasetFilesError(
                         f"{path}, line {number}: {line!r} looks like a header; triples files have none."
                     )
+                if any(field != field.strip() for field in fields):
+                    padded.append(number)
+                    fields = [field.strip() for field in fields]
                 rows.append(fields)
     except UnicodeDecodeError as error:
         raise DatasetFilesError(f"{path} is not UTF-8 text: {error}") from error
@@ -142,7 +151,69 @@ def read_triples(path: pathlib.Path) -> np.ndarray:
         raise DatasetFilesError(f"Cannot read triples from {path}: {error}") from error
     if not rows:
         raise DatasetFilesError(f"{path} must contain at least one line 'head<TAB>relation<TAB>tail'.")
+    if padded:
+        logger.warning(
+            f"{path}: {len(padded):,} line(s) have labels with leading or trailing whitespace (first: line "
+            f"{padded[0]}); it was removed, so that ' a' and 'a' are one label."
+        )
     return np.asarray(rows, dtype=str)
+
+
+def split_problems(
+    training: CoreTriplesFactory,
+    evaluation: Mapping[str, CoreTriplesFactory | None],
+    training_name: str = "training",
+) -> list[str]:
+    """Describe the evaluation triples that training does not prepare a model for, with counts.
+
+    Two problems are reported per evaluation split: triples with an entity or a relation that occurs in no training
+    triple (its embedding keeps its random initialisation, yet the triple is ranked), and triples that are training
+    triples, too (leakage: a model that memorises its training triples ranks them first). The splits must share
+    one entity and relation index, as the splits of a PyKEEN dataset do.
+
+    :param training: the training triples
+    :param evaluation: the evaluation triples by a name for the messages (e.g. the file), None for a missing split
+    :param training_name: how the messages name the training triples
+    :return: one message per problem, empty if there is none
+    """
+    messages = []
+    trained = training.mapped_triples
+    entities = torch.unique(trained[:, 0::2])
+    relations = torch.unique(trained[:, 1])
+    # a triple as one number, to compare the splits' triples
+    num_entities, num_relations = training.num_entities, training.num_relations
+
+    def keys(triples: torch.Tensor) -> torch.Tensor:
+        return (triples[:, 0] * num_relations + triples[:, 1]) * num_entities + triples[:, 2]
+
+    trained_keys = keys(trained)
+    entity_labels = getattr(training, "entity_id_to_label", None)
+    for name, factory in evaluation.items():
+        if factory is None or factory.num_triples == 0:
+            continue
+        triples = factory.mapped_triples
+        unseen_entities = ~torch.isin(triples[:, 0::2], entities)
+        unseen_relations = ~torch.isin(triples[:, 1], relations)
+        unseen = unseen_entities.any(dim=1) | unseen_relations
+        if unseen.any():
+            new_entities = torch.unique(triples[:, 0::2][unseen_entities])
+            examples = ""
+            if entity_labels is not None and len(new_entities):
+                shown = [repr(entity_labels[i]) for i in new_entities[:3].tolist()]
+                examples = f", e.g. {', '.join(shown)}" + (", ..." if len(new_entities) > 3 else "")
+            messages.append(
+                f"{name}: {int(unseen.sum()):,} of {factory.num_triples:,} triples have an entity or a relation that "
+                f"occurs in no {training_name} triple (entities: {len(new_entities):,}{examples}; relations: "
+                f"{len(torch.unique(triples[unseen_relations, 1])):,}): their embeddings are never trained, yet "
+                "these triples are evaluated."
+            )
+        leaked = torch.isin(keys(triples), trained_keys)
+        if leaked.any():
+            messages.append(
+                f"{name}: {int(leaked.sum()):,} of {factory.num_triples:,} triples are {training_name} triples, "
+                "too (leakage): a model that memorises its training triples ranks them first."
+            )
+    return messages
 
 
 @dataclass(frozen=True)
@@ -354,7 +425,7 @@ class MultimodalDataset(LazyDataset):
             )
         missing = [name for name in self.required_files if not (self.directory / name).is_file()]
         if missing:
-            how = f"set {self.directory_env} or pass directory=. " if self.directory_env else ""
+            how = f"Set {self.directory_env} or pass directory=. " if self.directory_env else ""
             raise DatasetFilesError(
                 f"{self.__class__.__name__}: {self.directory} lacks {len(missing)} required file(s): "
                 f"{', '.join(missing)}. {how}{self.source_hint}".strip()
@@ -392,6 +463,15 @@ class MultimodalDataset(LazyDataset):
         self._testing = TriplesFactory.from_labeled_triples(
             testing, metadata={"path": str(self.directory / SPLIT_FILES[2])}, **kwargs
         )
+        for message in split_problems(
+            self._training,
+            {
+                str(self.directory / name): factory
+                for name, factory in zip(SPLIT_FILES[1:], (self._validation, self._testing))
+            },
+            training_name=SPLIT_FILES[0],
+        ):
+            logger.warning(message)
 
     def _load_validation(self) -> None:
         self._load()
@@ -557,13 +637,21 @@ class MultimodalDataset(LazyDataset):
 
 
 def _read_tsv_pairs(path: pathlib.Path) -> dict[str, str]:
-    """Read ``key<TAB>value`` lines; lines without a tab are ignored."""
+    """Read ``key<TAB>value`` lines; lines without a tab are ignored.
+
+    Keys are stripped like the labels of :func:`read_triples`, and a leading byte order mark is dropped.
+
+    :raises DatasetFilesError: if the file is not UTF-8 text
+    """
     result = {}
-    with path.open(encoding="utf-8") as file:
-        for line in file:
-            key, sep, value = line.rstrip("\n").partition("\t")
-            if sep:
-                result[key] = value.strip()
+    try:
+        with path.open(encoding="utf-8-sig") as file:
+            for line in file:
+                key, sep, value = line.rstrip("\n").partition("\t")
+                if sep:
+                    result[key.strip()] = value.strip()
+    except UnicodeDecodeError as error:
+        raise DatasetFilesError(f"{path} is not UTF-8 text: {error}") from None
     return result
 
 
@@ -607,6 +695,7 @@ class TriplesDirectory(MultimodalDataset):
         return self.directory / FEATURES_FILE
 
 
+@parse_docdata
 class FB15k237Multimodal(MultimodalDataset):
     """FB15k-237 with entity texts and, where available, the MMKG images.
 

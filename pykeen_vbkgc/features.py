@@ -226,6 +226,8 @@ def save_features(
     os.close(handle)
     try:
         save_file(tensors, tmp_name, metadata=header)
+        # mkstemp creates the file private (0600); give it the mode of any new file, as the umask allows
+        os.chmod(tmp_name, 0o666 & ~_umask())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -273,6 +275,13 @@ def load_features(path: str | os.PathLike) -> EntityFeatures:
     except FeaturesFileError as error:
         # the checks of EntityFeatures do not know the file; name it
         raise FeaturesFileError(f"Features file {path}: {error}") from error
+
+
+def _umask() -> int:
+    """Return the process's umask (reading it means setting it: set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _package_version() -> str:

@@ -58,20 +58,26 @@ def normalize_term_weights(
         are not mentioned weigh 1. ``None`` weighs every term 1 (the paper's unweighted sum).
     :param score_terms: the selected score terms, see :func:`normalize_score_terms`
     :return: one weight per selected term, in the order of ``score_terms``
-    :raises ValueError: for a term that is not selected, a negative or non-finite weight, or all weights zero
+    :raises ValueError: for a term that is not selected, a term named twice, a negative or non-finite weight, or all
+        weights zero
     """
     if term_weights is None:
         return (1.0,) * len(score_terms)
     if isinstance(term_weights, str):
         try:
-            term_weights = {
-                key.strip().lower(): float(value)
+            pairs = [
+                (key.strip().lower(), float(value))
                 for key, value in (item.split("=") for item in term_weights.split(",") if item.strip())
-            }
+            ]
         except ValueError:
             raise ValueError(
                 f"term_weights must look like 'mm=0.5,all=2' (term=weight, comma separated), got {term_weights!r}."
             ) from None
+        # a dict would silently keep the last of two weights
+        twice = sorted({key for key, _ in pairs if sum(other == key for other, _ in pairs) > 1})
+        if twice:
+            raise ValueError(f"term_weights names term(s) {twice} more than once, got {term_weights!r}.")
+        term_weights = dict(pairs)
     unknown = set(term_weights).difference(score_terms)
     if unknown:
         raise ValueError(

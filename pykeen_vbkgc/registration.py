@@ -13,6 +13,7 @@ then restores the module. ``import pykeen_vbkgc`` always registers at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import types
@@ -55,7 +56,7 @@ class _RegisterOnFirstResolverAccess(types.ModuleType):
 
 
 def register() -> bool:
-    """Register our model, negative sampler, loss and interaction with PyKEEN's resolvers.
+    """Register our model, negative samplers, losses, training loops and interaction with PyKEEN's resolvers.
 
     Idempotent: calling it again is a no-op.
 
@@ -73,6 +74,7 @@ def register() -> bool:
     from pykeen.sampling import negative_sampler_resolver
     from pykeen.training import training_loop_resolver
 
+    from .device_sampling import DeviceSLCWATrainingLoop
     from .interaction import VBKGCInteraction
     from .loss import MeanMarginRankingLoss
     from .model import VBKGC
@@ -86,5 +88,70 @@ def register() -> bool:
     _register_once(loss_resolver, MeanMarginRankingLoss)
     _register_once(loss_resolver, NoSamplingLoss)
     _register_once(training_loop_resolver, NoSamplingTrainingLoop)
+    _register_once(training_loop_resolver, DeviceSLCWATrainingLoop)
     _register_once(interaction_resolver, VBKGCInteraction)
+    _extend_pykeen_cli()
     return True
+
+
+#: printed by ``pykeen train vbkgc``, which cannot choose a negative sampler
+PYKEEN_CLI_NOTE = (
+    "Note: PyKEEN's 'pykeen train vbkgc' trains with PyKEEN's basic negative sampler and training defaults (it has no "
+    "sampler option); 'pykeen-vbkgc train' trains VBKGC with the twins sampler and the settings of --preset."
+)
+
+
+def _extend_pykeen_cli() -> None:
+    """Give ``pykeen train vbkgc`` (PyKEEN's own command) the options of VBKGC that its builder cannot make.
+
+    PyKEEN builds one command per model from the annotations of ``__init__``
+    (:func:`pykeen.models.cli.build_cli_from_cls`), taking an option from ``CLI_OPTIONS`` first where one is named
+    like the parameter. It cannot make one from ``bool | None`` (``normalize_relations``: it logged "Unable to handle
+    parameter"), skips the features and the score terms, and its ``--embedding-dim`` shows and passes 50 for every
+    model. Only VBKGC has the parameters added here, so their options are VBKGC's; applied to its command, they also
+    make its ``--embedding-dim`` default VBKGC's and print :data:`PYKEEN_CLI_NOTE` when it runs. The negative
+    sampler stays PyKEEN's basic one: the command passes none to the pipeline.
+    """
+    import click
+    from pykeen.models.cli import options
+
+    from .defaults import BEST
+
+    def adapt(command):
+        # the options of this command so far: embedding_dim comes before normalize_relations in VBKGC.__init__
+        for param in getattr(command, "__click_params__", []):
+            if param.name == "embedding_dim":
+                param.default = BEST.embedding_dim
+        if getattr(command, "_vbkgc_note", False):
+            return command
+
+        @functools.wraps(command)
+        def with_note(*args, **kwargs):
+            click.echo(PYKEEN_CLI_NOTE, err=True)
+            return command(*args, **kwargs)
+
+        with_note._vbkgc_note = True
+        return with_note
+
+    def vbkgc_option(*param_decls, **attrs):
+        option = click.option(*param_decls, **attrs)
+        return lambda command: adapt(option(command))
+
+    added = dict(
+        features=vbkgc_option(
+            "--features",
+            help="A features file, or 'random'; default: the dataset's own (multimodal datasets), else random. For "
+            "the twins sampler and the presets, use 'pykeen-vbkgc train' (this command has no sampler option).",
+        ),
+        normalize_relations=vbkgc_option(
+            "--normalize-relations",
+            type=bool,
+            default=BEST.normalize_relations,
+            show_default=True,
+            help="L2-normalise relation vectors.",
+        ),
+        score_terms=vbkgc_option("--score-terms", help="Which TransE terms to sum, e.g. ss,mm; default: all five."),
+        term_weights=vbkgc_option("--term-weights", help="Weights of the score terms, e.g. mm=0.1,all=0.5."),
+    )
+    for name, option in added.items():
+        options.CLI_OPTIONS.setdefault(name, option)

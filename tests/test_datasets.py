@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -215,6 +216,33 @@ def test_triples_labels_are_taken_literally(tmp_path):
     path.write_bytes(b"a\tr\t\xff\n")
     with pytest.raises(DatasetFilesError, match=r"x\.txt is not UTF-8 text"):
         read_triples(path)
+
+
+def test_a_byte_order_mark_and_spaces_around_labels_make_no_new_entities(tmp_path, caplog):
+    """Windows editors start UTF-8 files with a BOM; a sloppy file pads labels: neither is part of a label."""
+    directory = tmp_path / "graph"
+    directory.mkdir()
+    bom = "\ufeff".encode()
+    (directory / "train.txt").write_bytes(bom + b"n00004475\t_hyponym\tn00007846\nn00007846\t_part_of\tn00004475\n")
+    (directory / "valid.txt").write_text("n00004475 \t_hyponym\tn00007846\n", encoding="utf-8")
+    (directory / "test.txt").write_text(" n00007846\t _part_of\tn00004475\nn00004475\t_hyponym \tn00007846\n")
+    (directory / "entity2text.txt").write_bytes(bom + b"n00004475 \tthe first\nn00007846\tthe second\n")
+    with caplog.at_level(logging.WARNING, logger="pykeen_vbkgc.datasets"):
+        dataset = TriplesDirectory(directory)
+        assert sorted(dataset.entity_to_id) == ["n00004475", "n00007846"]
+    assert sorted(dataset.relation_to_id) == ["_hyponym", "_part_of"]
+    assert dataset.entity_texts == {"n00004475": "the first", "n00007846": "the second"}
+    warnings = [message for message in caplog.messages if "whitespace" in message]
+    assert warnings == [
+        f"{directory / 'valid.txt'}: 1 line(s) have labels with leading or trailing whitespace (first: line 1); it "
+        "was removed, so that ' a' and 'a' are one label.",
+        f"{directory / 'test.txt'}: 2 line(s) have labels with leading or trailing whitespace (first: line 1); it "
+        "was removed, so that ' a' and 'a' are one label.",
+    ]
+    (directory / "entity2text.txt").write_bytes(b"n00004475\t\xff\n")
+    with pytest.raises(DatasetFilesError) as error:
+        TriplesDirectory(directory).entity_texts  # noqa: B018
+    assert str(error.value).startswith(f"{directory / 'entity2text.txt'} is not UTF-8 text: 'utf-8' codec can't")
 
 
 def test_strict_reading_agrees_with_pykeen_on_the_real_files():

@@ -1,6 +1,9 @@
 """Tests of ``pykeen-vbkgc encode`` and ``pykeen-vbkgc merge-features``."""
 # ruff: noqa: E402  (encoder_fixtures must be registered for assertion rewriting before it is imported)
 
+import os
+import stat
+
 import pytest
 
 pytest.register_assert_rewrite("encoder_fixtures")
@@ -65,6 +68,10 @@ def test_shards_and_merge_cli(base_args, tmp_path):
     code, text = _run(merge_features, [*shards, "-o", merged])
     assert code == 0, text
     assert "Merged 2 files: 8 entities x 32" in text
+    # the mode of any new file (as the umask allows), not mkstemp's private 0600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in [*shards, merged]} == {0o666 & ~umask}
     assert load_features(merged).labels == ENC_ENTITIES
     code, text = _run(merge_features, [shards[0], "-o", tmp_path / "gap.safetensors"])
     assert code == 1 and "Shards are missing (gap): 1/2" in text
@@ -198,3 +205,65 @@ def test_threads_option_sets_torch_threads(base_args, tmp_path):
         torch.set_num_threads(before)
     code, text = _run(encode, [*base_args, "--threads", "0", "-o", tmp_path / "other.safetensors"])
     assert code == 2 and "Invalid value for '--threads': 0 is not in the range x>=1." in text
+
+
+def test_files_that_are_not_utf8_are_named(tmp_path):
+    """The error names the file (the texts are read before any encoder is loaded)."""
+    output = tmp_path / "f.safetensors"
+    texts, entities = tmp_path / "texts.tsv", tmp_path / "entities.txt"
+    texts.write_bytes(b"/m/a\tcaf\xe9\n")
+    code, text = _run(encode, ["--texts", texts, "--encoder", "text", "-o", output])
+    assert code == 1
+    assert text.splitlines()[-1] == (
+        f"Error: {texts} is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 8: invalid "
+        "continuation byte"
+    )
+    texts.write_text("/m/a\tcafe\n")
+    entities.write_bytes(b"/m/\xff\n")
+    code, text = _run(encode, ["--texts", texts, "--encoder", "text", "--entities", entities, "-o", output])
+    assert code == 1
+    assert text.splitlines()[-1] == (
+        f"Error: {entities} is not UTF-8 text: 'utf-8' codec can't decode byte 0xff in position 3: invalid start byte"
+    )
+    assert not output.exists()
+
+
+def test_a_corrupt_partial_file_suggests_restart(enc_bert_dir, enc_texts_file, tmp_path):
+    output = tmp_path / "f.safetensors"
+    partial = tmp_path / "f.safetensors.partial"
+    partial.write_bytes(b"truncated by a full disk")
+    args = ["--texts", enc_texts_file, "--encoder", "text", "--checkpoint", enc_bert_dir, "--quiet", "-o", output]
+    code, text = _run(encode, args)
+    assert code == 1
+    assert text.splitlines()[-1].startswith(f"Error: The partial file {partial} is unreadable ({partial} is not a ")
+    assert text.splitlines()[-1].endswith(
+        "It only holds the finished entities of an interrupted encode: delete it, or pass resume=False (--restart) to "
+        "encode everything again."
+    )
+    code, text = _run(encode, [*args, "--restart"])
+    assert code == 0, text
+    assert output.is_file() and not partial.exists()
+
+
+def test_encode_opens_datasets_with_the_loader_of_train_without_importing_it():
+    """One dataset loader (pykeen_vbkgc.dataset_loading) for both commands: encode's module does not import train's."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        from click.testing import CliRunner
+        from pykeen_vbkgc.encoders.cli import encode
+        result = CliRunner().invoke(encode, ["--dataset", "./nope", "--encoder", "text", "-o", "x.safetensors"])
+        print(result.output.splitlines()[-1])
+        print("pykeen_vbkgc.cli" in sys.modules)
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert completed.stdout.splitlines() == ["Error: Invalid value for --dataset: directory not found: ./nope", "False"]
+    from pykeen_vbkgc import cli, dataset_loading
+
+    assert cli.open_dataset is dataset_loading.open_dataset
+    assert cli.load_dataset_and_features is dataset_loading.load_dataset_and_features

@@ -108,3 +108,17 @@ def test_load_errors(tmp_path):
     )
     with pytest.raises(FeaturesFileError, match="no valid 'labels' metadata"):
         load_features(no_labels)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_have_the_mode_that_the_umask_gives(tmp_path, umask):
+    """Not mkstemp's private 0600: others may read a features file if the user's umask lets them."""
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        path = save_features(tmp_path / "f.safetensors", _features())
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

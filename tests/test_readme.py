@@ -19,13 +19,14 @@ def _block(marker: str) -> str:
 
 
 def test_python_example_and_presets(monkeypatch, capsys):
-    """The comparison with TransE, then (in the same session, as a reader would) the paper's preset."""
-    namespace: dict = {}
-    exec(_block('("TransE", "basic", {})'), namespace)  # noqa: S102
+    """The comparison with TransE, then the paper's preset: each block on its own, as a file, prints its result."""
+    exec(_block('("TransE", "basic", {})'), {})  # noqa: S102
     printed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in printed] == ["TransE", "vbkgc"]
     assert all(0 < float(line.split()[1]) <= 1 for line in printed)
-    exec(_block("PAPER.pipeline_kwargs()"), namespace)  # noqa: S102
+    exec(_block("PAPER.pipeline_kwargs()"), {})  # noqa: S102
+    (printed,) = capsys.readouterr().out.splitlines()
+    assert printed.startswith("paper preset, test MRR: ") and 0 < float(printed.split()[-1]) <= 1
 
 
 @pytest.mark.slow
@@ -92,15 +93,20 @@ def test_own_graph_and_saving_snippets(tmp_path, monkeypatch, capsys, enc_bert_d
         assert result.exit_code == 0, (arguments, result.output)
         outputs.append(result.stdout)
     assert (tmp_path / "my_graph" / "features.safetensors").is_file()
-    assert (tmp_path / "runs" / "mine" / "trained_model.pkl").is_file()
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["mine"]  # no mine.incomplete left
+    assert (tmp_path / "runs" / "mine" / "vbkgc_model.json").is_file()
     predicted = [line.split()[0] for line in outputs[2].splitlines()[1:]]
     assert len(predicted) == 5 and "Paris" not in predicted
     assert outputs[3].splitlines()[-1].startswith("both")
 
-    *statements, expression = _block('torch.load("runs/mine/trained_model.pkl"').strip().splitlines()
-    exec("\n".join(statements), namespace := {})  # noqa: S102
-    predictions = eval(expression, namespace)  # noqa: S307  (the snippet's last line, whose value a notebook shows)
+    capsys.readouterr()
+    exec(_block('load_run("runs/mine")'), namespace := {})  # noqa: S102
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["tail_label", "score"] and len(rows) == 5
     known = {
         tail for head, relation, tail in namespace["training"].triples if (head, relation) == ("Paris", "capital_of")
     }
-    assert known == {"France"} and set(predictions["tail_label"]) == set(namespace["training"].entity_to_id) - known
+    assert known == {"France"} and "France" not in {row.split()[0] for row in rows}
+    # the printed rows are the best-scored of all the other entities
+    ranked = namespace["predictions"].df.sort_values("score", ascending=False)
+    assert [row.split()[0] for row in rows] == [label for label in ranked["tail_label"] if label not in known][:5]

@@ -87,3 +87,42 @@ def test_pykeen_cli_offers_the_model_options():
         "--embedding-dim INTEGER",
     ):
         assert option in result.output
+
+
+def test_pykeen_cli_takes_vbkgc_options_and_says_where_the_twins_sampler_is(tmp_path):
+    """``pykeen train vbkgc``: no "Unable to handle parameter", VBKGC's embedding dimension, features and the
+    relation normalisation; the negative sampler stays PyKEEN's basic one (its command has no option for it)."""
+    help_run = subprocess.run(
+        [sys.executable, "-m", "pykeen", "train", "vbkgc", "--help"], capture_output=True, text=True, timeout=300
+    )
+    assert help_run.returncode == 0, help_run.stderr
+    assert "Unable to handle parameter" not in help_run.stderr
+    lines = " ".join(help_run.stdout.split())
+    assert "--embedding-dim INTEGER Embedding dimensions for entities. [default: 128]" in lines
+    assert "--normalize-relations BOOLEAN L2-normalise relation vectors. [default: True]" in lines
+    assert "For the twins sampler and the presets, use 'pykeen-vbkgc train' (this command has no sampler option)." in (
+        lines
+    )
+
+    from click.testing import CliRunner
+    from pykeen.cli import main
+
+    from pykeen_vbkgc.registration import PYKEEN_CLI_NOTE
+
+    # other models keep PyKEEN's default
+    transe = " ".join(CliRunner().invoke(main, ["train", "transe", "--help"]).output.split())
+    assert "--embedding-dim INTEGER Embedding dimensions for entities. [default: 50]" in transe
+    output = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["train", "vbkgc", "--dataset", "multimodaldemo", "-n", "1", "-b", "512", "--normalize-relations", "false"]
+        + ["--term-weights", "mm=0.5", "--output-directory", str(output)],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == PYKEEN_CLI_NOTE
+    import torch
+
+    model = torch.load(output / "trained_model.pkl", weights_only=False)
+    assert model.entity_representations[0].base.shape == (128,)
+    assert model.interaction.normalize_relations is False
+    assert model.interaction.term_weights == (1.0, 0.5, 1.0, 1.0, 1.0)

@@ -1,6 +1,7 @@
 """The ``pykeen-vbkgc train`` command (the README's main job) on the embedded demo dataset."""
 
 import json
+import logging
 
 import click
 import pytest
@@ -8,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from pykeen_vbkgc.cli import main
+from pykeen_vbkgc.run_files import load_run
 
 
 def test_train_reports_metrics_and_saves_the_configured_model(tmp_path):
@@ -22,7 +24,7 @@ def test_train_reports_metrics_and_saves_the_configured_model(tmp_path):
     summary = json.loads((output / "metrics_summary.json").read_text())
     assert float(lines[2][1]) == round(summary["both"]["inverse_harmonic_mean_rank"], 3)
     assert 0 < summary["both"]["inverse_harmonic_mean_rank"] <= 1
-    model = torch.load(output / "trained_model.pkl", weights_only=False)
+    model, _ = load_run(output)  # rebuilt from the JSON description and the safetensors weights
     # the defaults of the command: L2 terms, unit relations (the model's default), the chosen projection scale
     assert model.interaction.p == 2 and model.interaction.normalize_relations
     assert model.entity_representations[2].base.transformation.scale == 0.01
@@ -181,8 +183,8 @@ def test_evaluate_a_saved_run_reproduces_the_numbers_of_train(saved_run, tmp_pat
     result = CliRunner().invoke(main, ["evaluate", str(run), "--split", "valid"])
     assert result.exit_code == 0 and "valid split of multimodaldemo: 150 triples" in result.stderr
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
-    assert result.exit_code == 2 and "holds no saved run (expected trained_model.pkl and training_triples/" in (
-        result.output
+    assert result.exit_code == 1 and result.output == (
+        f"Error: {tmp_path} holds no saved run (expected vbkgc_model.json from train --output).\n"
     )
     result = CliRunner().invoke(main, ["evaluate", str(run), "--dataset", "nations"])
     assert result.exit_code == 1
@@ -212,3 +214,241 @@ def test_train_shows_results_not_library_internals(tmp_path):
     for noise in ("INFO:", "pin_memory", "Encountered tensors", "No cuda devices", "WARNING:"):
         assert noise not in completed.stderr, noise
     assert completed.stdout.splitlines()[0].split() == ["side", "MRR", "Hits@1", "Hits@3", "Hits@10"]
+
+
+# -- one-line errors before anything is loaded or trained --------------------------------------------------------------
+
+ALL_TERMS = "['ss', 'mm', 'sm', 'ms', 'all']"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--term-weights", "mm=abc"],
+            "Invalid value for --term-weights: term_weights must look like 'mm=0.5,all=2' (term=weight, comma "
+            "separated), got 'mm=abc'.",
+        ),
+        (
+            ["--term-weights", "mm"],
+            "Invalid value for --term-weights: term_weights must look like 'mm=0.5,all=2' (term=weight, comma "
+            "separated), got 'mm'.",
+        ),
+        (
+            ["--term-weights", "zz=1"],
+            f"Invalid value for --term-weights: term_weights names term(s) ['zz'] that are not scored; scored: "
+            f"{ALL_TERMS}.",
+        ),
+        (
+            ["--term-weights", "mm=-1"],
+            "Invalid value for --term-weights: term_weights must be finite and non-negative, got {'ss': 1.0, "
+            "'mm': -1.0, 'sm': 1.0, 'ms': 1.0, 'all': 1.0}.",
+        ),
+        (
+            ["--term-weights", "mm=nan"],
+            "Invalid value for --term-weights: term_weights must be finite and non-negative, got {'ss': 1.0, "
+            "'mm': nan, 'sm': 1.0, 'ms': 1.0, 'all': 1.0}.",
+        ),
+        (
+            ["--term-weights", "mm=inf"],
+            "Invalid value for --term-weights: term_weights must be finite and non-negative, got {'ss': 1.0, "
+            "'mm': inf, 'sm': 1.0, 'ms': 1.0, 'all': 1.0}.",
+        ),
+        (
+            ["--term-weights", "ss=0,mm=0,sm=0,ms=0,all=0"],
+            "Invalid value for --term-weights: term_weights must not all be zero.",
+        ),
+        (
+            ["--score-terms", "ss,mm", "--term-weights", "all=2"],
+            "Invalid value for --term-weights: term_weights names term(s) ['all'] that are not scored; scored: "
+            "['ss', 'mm'].",
+        ),
+        (
+            ["--term-weights", "mm=0.1,mm=5"],
+            "Invalid value for --term-weights: term_weights names term(s) ['mm'] more than once, got 'mm=0.1,mm=5'.",
+        ),
+        (["--learning-rate", "nan"], "Invalid value for '--learning-rate': nan is not a finite number."),
+        (["--learning-rate", "inf"], "Invalid value for '--learning-rate': inf is not a finite number."),
+        (["--margin", "nan"], "Invalid value for '--margin': nan is not a finite number."),
+        (["--margin", "inf"], "Invalid value for '--margin': inf is not a finite number."),
+        (["--projection-lr-scale", "inf"], "Invalid value for '--projection-lr-scale': inf is not a finite number."),
+        (["--device", "bogus"], "Invalid value for '--device': 'bogus' is not a device; use e.g. cpu, cuda or cuda:1."),
+        (["--dataset", "./my_grap"], "Invalid value for --dataset: directory not found: ./my_grap"),
+    ],
+)
+def test_train_refuses_bad_settings_in_one_line_and_leaves_nothing(tmp_path, arguments, message):
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", "--output", str(output), *arguments])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"
+    assert "Traceback" not in result.output and "Training VBKGC" not in result.output
+    assert not output.exists()
+
+
+def test_train_refuses_a_device_that_the_machine_lacks(tmp_path, monkeypatch):
+    """Without CUDA, PyKEEN would train on the CPU instead of --device cuda, saying nothing (a GPU machine, too)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(main, ["train", "--device", "cuda", "--output", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--device': 'cuda': CUDA is not available on this machine; leave out --device, or "
+        "use --device cpu."
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    result = CliRunner().invoke(main, ["train", "--device", "cuda:3"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--device': 'cuda:3': this machine has 1 CUDA device(s), cuda:0 to cuda:0."
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_named_dataset_without_its_files_names_the_option(monkeypatch):
+    monkeypatch.delenv("PYKEEN_VBKGC_WN9_DIR", raising=False)
+    result = CliRunner().invoke(main, ["train", "--dataset", "wn9"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: WN9: ")
+    assert (
+        "lacks 4 required file(s): train.txt, valid.txt, test.txt, entity2text.txt. Set PYKEEN_VBKGC_WN9_DIR or "
+        "pass --dataset-directory. WN9-IMG is published only inside a RAR archive" in line
+    )
+    assert "directory=" not in line
+
+
+def test_a_named_dataset_refuses_a_directory_with_another_graph(tmp_path):
+    """--dataset wn9 --dataset-directory <the demo> would train on the demo and record 'wn9'."""
+    import shutil
+
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    directory = shutil.copytree(MultimodalDemo.package_directory, tmp_path / "wn9")
+    output = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["train", "--dataset", "wn9", "--dataset-directory", str(directory), "--output", str(output)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for --dataset-directory: {directory} holds 1,217 / 150 / 150 train / valid / test "
+        f"triples, not those of wn9 (11,741 / 1,337 / 1,319): it is another graph. To train on it, pass the "
+        f"directory itself: --dataset {directory}"
+    )
+    assert not output.exists()
+
+
+def test_dataset_paths_that_are_not_directories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "graph.txt").write_text("a\tr\tb\n")
+    for command in (["train"], ["encode", "--encoder", "text", "-o", "f.safetensors"]):
+        result = CliRunner().invoke(main, [*command, "--dataset", "graph.txt"])
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == (
+            "Error: Invalid value for --dataset: graph.txt is a file; give a dataset name or a directory with "
+            "train.txt, valid.txt and test.txt."
+        )
+        result = CliRunner().invoke(main, [*command, "--dataset", "~/no/such/graph"])
+        not_found = "Error: Invalid value for --dataset: directory not found: ~/no/such/graph"
+        assert result.stderr.splitlines()[-1] == not_found
+        # a plain word is a dataset name, or a directory here
+        result = CliRunner().invoke(main, [*command, "--dataset", "my_grap"])
+        assert result.stderr.splitlines()[-1].startswith("Error: Invalid value for --dataset: Invalid Dataset name: ")
+        assert result.stderr.splitlines()[-1].endswith("] Nor is it a directory.")
+
+
+# -- data problems: warnings with counts, and predict refuses what training never saw -----------------------------
+
+#: a small graph with the problems a hand-made split has: entities (Oslo, Norway) and a relation (located_in) that
+#: no training triple has, and a test triple that is a training triple
+SMALL_GRAPH = {
+    "train.txt": [
+        ("Paris", "capital_of", "France"),
+        ("Berlin", "capital_of", "Germany"),
+        ("Rome", "capital_of", "Italy"),
+        ("Madrid", "capital_of", "Spain"),
+        ("France", "neighbour_of", "Germany"),
+        ("France", "neighbour_of", "Italy"),
+        ("France", "neighbour_of", "Spain"),
+        ("Germany", "neighbour_of", "France"),
+    ],
+    "valid.txt": [("Italy", "neighbour_of", "France"), ("Oslo", "capital_of", "Norway")],
+    "test.txt": [
+        ("Spain", "neighbour_of", "France"),
+        ("Paris", "capital_of", "France"),
+        ("Rome", "located_in", "Europe"),
+    ],
+}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """The small graph trained for one epoch with ``train --output``; the warnings logged meanwhile."""
+    graph = tmp_path_factory.mktemp("small") / "graph"
+    graph.mkdir()
+    for name, triples in SMALL_GRAPH.items():
+        (graph / name).write_text("".join("\t".join(triple) + "\n" for triple in triples), encoding="utf-8")
+    output = graph.parent / "run"
+    records = _Records()
+    logging.getLogger("pykeen_vbkgc").addHandler(records)
+    try:
+        arguments = ["--embedding-dim", "8", "--batch-size", "8", "--num-negatives", "2", "--epochs", "1"]
+        result = CliRunner().invoke(main, ["train", "--dataset", str(graph), *arguments, "--output", str(output)])
+    finally:
+        logging.getLogger("pykeen_vbkgc").removeHandler(records)
+    assert result.exit_code == 0, result.output
+    return graph, output, records.messages
+
+
+def test_unseen_entities_and_relations_and_leaked_test_triples_are_warned_about(small_run):
+    graph, _, messages = small_run
+    assert [message for message in messages if message.startswith("pykeen_vbkgc.datasets")] == [
+        f"pykeen_vbkgc.datasets: {graph / 'valid.txt'}: 1 of 2 triples have an entity or a relation that occurs in no "
+        "train.txt triple (entities: 2, e.g. 'Norway', 'Oslo'; relations: 0): their embeddings are never trained, yet "
+        "these triples are evaluated.",
+        f"pykeen_vbkgc.datasets: {graph / 'test.txt'}: 1 of 3 triples have an entity or a relation that occurs in no "
+        "train.txt triple (entities: 1, e.g. 'Europe'; relations: 1): their embeddings are never trained, yet these "
+        "triples are evaluated.",
+        f"pykeen_vbkgc.datasets: {graph / 'test.txt'}: 1 of 3 triples are train.txt triples, too (leakage): a model "
+        "that memorises its training triples ranks them first.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--head", "Oslo", "--relation", "capital_of"], "Invalid value for --head: 'Oslo'"),
+        (["--tail", "Europe", "--relation", "capital_of"], "Invalid value for --tail: 'Europe'"),
+        (["--head", "Rome", "--relation", "located_in"], "Invalid value for --relation: 'located_in'"),
+    ],
+)
+def test_predict_refuses_what_no_training_triple_has(small_run, arguments, message):
+    """Oslo is in the entity index (it is in valid.txt), but its embedding was never trained."""
+    _, run, _ = small_run
+    result = CliRunner().invoke(main, ["predict", str(run), *arguments])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {message} occurs in no training triple of {run}: its embedding was never trained, so a ranking for "
+        "it would be noise."
+    )
+
+
+def test_predict_says_which_known_answers_it_leaves_out(small_run):
+    _, run, _ = small_run
+    query = ["predict", str(run), "--head", "Paris", "--relation", "capital_of", "--top-k", "20"]
+    result = CliRunner().invoke(main, query)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Left out 1 known tail(s) that form a training triple with the query (--keep-known lists them): France"
+    )
+    assert "France" not in [row[2] for row in _rows(result.stdout)]
+    result = CliRunner().invoke(main, [*query, "--keep-known"])
+    assert "Left out" not in result.stderr and "France" in [row[2] for row in _rows(result.stdout)]

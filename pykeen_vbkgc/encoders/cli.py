@@ -47,7 +47,11 @@ _USER_ERRORS = (
 
 
 def _read_entities(path: Path) -> list[str]:
-    return [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise EncodingInputError(f"{path} is not UTF-8 text: {error}") from None
+    return [line.rstrip("\r\n") for line in text.splitlines() if line.strip()]
 
 
 def _explicit(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
@@ -60,7 +64,7 @@ def _explicit(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 
 
 def _load_dataset(name: str, directory: Path | None):
-    from ..cli import open_dataset
+    from ..dataset_loading import open_dataset
 
     dataset = open_dataset(name, directory)
     if not hasattr(dataset, "entity_texts"):

@@ -59,14 +59,23 @@ def read_texts(path: str | os.PathLike) -> dict[str, str]:
 
     :param path: the file
     :return: the texts, in file order
-    :raises EncodingInputError: for a missing file, a malformed line, a duplicate label or a non-string text
+    :raises EncodingInputError: for a missing file, a file that is not UTF-8, a malformed line, a duplicate label or
+        a non-string text
     """
     path = Path(path)
     if not path.is_file():
         raise EncodingInputError(f"Texts file not found: {path}")
+    try:
+        return _read_texts(path)
+    except UnicodeDecodeError as error:
+        raise EncodingInputError(f"{path} is not UTF-8 text: {error}") from None
+
+
+def _read_texts(path: Path) -> dict[str, str]:
+    # utf-8-sig: a byte order mark at the start is no part of the first label
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as error:
             raise EncodingInputError(f"{path} is not valid JSON: {error}") from error
         if not isinstance(data, dict):
@@ -76,7 +85,7 @@ def read_texts(path: str | os.PathLike) -> dict[str, str]:
             raise EncodingInputError(f"{path}: the texts of {len(bad)} labels are not strings: {_examples(bad)}")
         return dict(data)
     texts: dict[str, str] = {}
-    with path.open(encoding="utf-8") as file:
+    with path.open(encoding="utf-8-sig") as file:
         for line_number, line in enumerate(file, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -107,7 +116,8 @@ def read_images(path: str | os.PathLike, *, dir_names: DirNames = "label") -> di
         ``"freebase"`` (``m.06rf7`` is ``/m/06rf7``); only used for directories
     :return: the image paths of each entity that has at least one image; sorted by name within a directory, in
         file order for a TSV
-    :raises EncodingInputError: for a missing path, a malformed line, or an image file that does not exist
+    :raises EncodingInputError: for a missing path, a TSV file that is not UTF-8, a malformed line, or an image file
+        that does not exist
     """
     path = Path(path)
     images: dict[str, list[Path]] = {}
@@ -120,20 +130,23 @@ def read_images(path: str | os.PathLike, *, dir_names: DirNames = "label") -> di
     if not path.is_file():
         raise EncodingInputError(f"Images path not found (expected a directory or a TSV file): {path}")
     missing: list[str] = []
-    with path.open(encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            label, tab, image = line.partition("\t")
-            if not tab or not label or not image:
-                raise EncodingInputError(f"{path}:{line_number}: expected 'label<TAB>image path', got {line[:80]!r}")
-            image_path = Path(image)
-            if not image_path.is_absolute():
-                image_path = path.parent / image_path
-            if not image_path.is_file():
-                missing.append(f"{image_path} (line {line_number}, entity {label!r})")
-            images.setdefault(label, []).append(image_path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except UnicodeDecodeError as error:
+        raise EncodingInputError(f"{path} is not UTF-8 text: {error}") from None
+    for line_number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        label, tab, image = line.partition("\t")
+        if not tab or not label or not image:
+            raise EncodingInputError(f"{path}:{line_number}: expected 'label<TAB>image path', got {line[:80]!r}")
+        image_path = Path(image)
+        if not image_path.is_absolute():
+            image_path = path.parent / image_path
+        if not image_path.is_file():
+            missing.append(f"{image_path} (line {line_number}, entity {label!r})")
+        images.setdefault(label, []).append(image_path)
     if missing:
         raise EncodingInputError(f"{len(missing)} image files listed in {path} do not exist: {_examples(missing, 3)}")
     return images

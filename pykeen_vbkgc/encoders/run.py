@@ -155,17 +155,25 @@ def _input_hash(entity: EntityInput) -> str:
 
 def _load_partial(path: Path, fingerprint: str) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, tuple]]:
     """Load a partial file; return rows, input hashes and (truncated, num_images) of finished entities."""
-    partial = load_features(path)
-    if partial.metadata.get("resume_fingerprint") != fingerprint:
+    try:
+        partial = load_features(path)
+        fingerprint_matches = partial.metadata.get("resume_fingerprint") == fingerprint
+        hashes = json.loads(partial.metadata.get("input_hashes", "[]"))
+        truncated = json.loads(partial.metadata.get("truncated", "[]"))
+        num_images = partial.num_images if partial.num_images is not None else torch.zeros(len(partial.labels))
+        rows = {label: partial.vectors[i] for i, label in enumerate(partial.labels)}
+        extra = {label: (bool(truncated[i]), int(num_images[i])) for i, label in enumerate(partial.labels)}
+    except (FeaturesFileError, ValueError, IndexError, TypeError) as error:
+        # e.g. truncated by a full disk: the user needs the way out, not only the diagnosis
+        raise EncodingInputError(
+            f"The partial file {path} is unreadable ({error}). It only holds the finished entities of an interrupted "
+            "encode: delete it, or pass resume=False (--restart) to encode everything again."
+        ) from None
+    if not fingerprint_matches:
         raise EncodingInputError(
             f"The partial file {path} was written with different encoder settings. Delete it, or pass "
             "resume=False (--restart) to encode everything again."
         )
-    hashes = json.loads(partial.metadata.get("input_hashes", "[]"))
-    truncated = json.loads(partial.metadata.get("truncated", "[]"))
-    num_images = partial.num_images if partial.num_images is not None else torch.zeros(len(partial.labels))
-    rows = {label: partial.vectors[i] for i, label in enumerate(partial.labels)}
-    extra = {label: (bool(truncated[i]), int(num_images[i])) for i, label in enumerate(partial.labels)}
     return rows, dict(zip(partial.labels, hashes)), extra
 
 

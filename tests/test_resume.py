@@ -1,0 +1,285 @@
+"""``train --output``: checkpoints, resuming after a signal, one train per output, nothing left by a failed run."""
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pykeen_vbkgc.checkpoints import CHECKPOINT_NAME, read_checkpoint
+from pykeen_vbkgc.cli import main
+from pykeen_vbkgc.run_files import load_run
+from pykeen_vbkgc.staging import OutputError, OutputInUseError, RunStaging
+
+#: a small, quick training on the demo: a few seconds per process, most of it start-up
+TRAIN = ["train", "--epochs", "3", "--embedding-dim", "8", "--batch-size", "1024", "--num-negatives", "2"]
+
+
+@pytest.fixture(autouse=True)
+def _eager_kernels(monkeypatch):
+    """Compiling the fused kernels would take longer than these trainings; the subprocesses do without, too."""
+    monkeypatch.setenv("PYKEEN_VBKGC_COMPILE", "0")
+
+
+def _start(output):
+    """Start ``train --output`` in a process of its own, as a user would."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pykeen_vbkgc.cli", *TRAIN, "--output", str(output)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYKEEN_VBKGC_COMPILE="0"),
+    )
+
+
+def _wait_for_checkpoint(process, staging, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not (staging / CHECKPOINT_NAME).is_file():
+        if process.poll() is not None:
+            pytest.fail(f"train ended before its first checkpoint: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no checkpoint in time")
+        time.sleep(0.02)
+
+
+def test_sigint_then_the_same_command_resumes_and_ends_as_if_uninterrupted(tmp_path):
+    output = tmp_path / "run"
+    staging = tmp_path / "run.incomplete"
+    process = _start(output)
+    _wait_for_checkpoint(process, staging)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    match = re.fullmatch(
+        rf"Interrupted: the checkpoint of epoch (\d) is saved in {re.escape(str(staging))}; run the same command "
+        r"again to resume from epoch (\d)\.",
+        stderr.strip().splitlines()[-1],
+    )
+    assert match and match[1] == match[2], stderr[-2000:]
+    epoch = int(match[1])
+    assert not output.exists() and read_checkpoint(staging / CHECKPOINT_NAME)["epoch"] == epoch
+    # the same command again
+    result = CliRunner().invoke(main, [*TRAIN, "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert f"resuming from epoch {epoch} of 3 (the checkpoint in {staging})\n" in result.stderr
+    assert result.stderr.endswith(f"saved to {output}\n") and not staging.exists()
+    assert result.stdout.splitlines()[-1].startswith("both")
+    # on the CPU, the same model as a run that was never stopped
+    uninterrupted = tmp_path / "uninterrupted"
+    result = CliRunner().invoke(main, [*TRAIN, "--output", str(uninterrupted)])
+    assert result.exit_code == 0, result.output
+    assert "resuming" not in result.stderr
+    if torch.cuda.is_available():
+        return  # CUDA's atomic additions make two uninterrupted runs differ, too
+    resumed, _ = load_run(output, device="cpu")
+    model, _ = load_run(uninterrupted, device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), model.state_dict().values()))
+    assert (output / "metrics_summary.json").read_text() == (uninterrupted / "metrics_summary.json").read_text()
+
+
+def test_two_trains_into_one_output_the_second_is_refused_then_sigterm_keeps_the_checkpoint(tmp_path):
+    output = tmp_path / "run"
+    staging = tmp_path / "run.incomplete"
+    processes = [_start(output), _start(output)]
+    deadline = time.monotonic() + 300
+    while all(process.poll() is None for process in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (refused,) = [process for process in processes if process.poll() is not None]
+    (winner,) = [process for process in processes if process is not refused]
+    _, stderr = refused.communicate()
+    assert refused.returncode == 2, stderr
+    assert re.fullmatch(
+        rf"Error: Invalid value for --output: {re.escape(str(output))} is in use: another train run \(process "
+        rf"{winner.pid}\) is writing it in {re.escape(str(staging))}\.",
+        stderr.strip().splitlines()[-1],
+    ), stderr
+    # the winner goes on: it is stopped as a job scheduler would stop it
+    _wait_for_checkpoint(winner, staging)
+    winner.send_signal(signal.SIGTERM)
+    _, stderr = winner.communicate(timeout=300)
+    assert winner.returncode == 128 + signal.SIGTERM, stderr
+    match = re.fullmatch(
+        rf"Stopped by SIGTERM: the checkpoint of epoch (\d) is saved in {re.escape(str(staging))}; run the same "
+        r"command again to resume from epoch \d\.",
+        stderr.strip().splitlines()[-1],
+    )
+    assert match, stderr[-2000:]
+    assert not output.exists()
+    # an unfinished run is no run for predict and evaluate
+    for command in (
+        ["predict", str(staging), "--head", "n00004475", "--relation", "_hyponym"],
+        ["evaluate", str(staging)],
+    ):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1 and result.output == (
+            f"Error: {staging} is an unfinished train run (it holds a checkpoint, no model yet); run the same train "
+            "command again to finish it.\n"
+        )
+    # another command does not take it over
+    result = CliRunner().invoke(main, [*TRAIN, "--output", str(output), "--epochs", "7", "--seed", "1"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: Invalid value for --output: {staging} holds an interrupted run of another train command (epochs "
+        f"was 3, now 7, seed was 0, now 1); run that command again to resume it, or delete {staging} to start over."
+    )
+    # a damaged checkpoint is reported, not loaded
+    (staging / CHECKPOINT_NAME).write_bytes(os.urandom(100))
+    result = CliRunner().invoke(main, [*TRAIN, "--output", str(output)])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith(f"Error: Invalid value for --output: {staging / CHECKPOINT_NAME} is not a readable checkpoint: ")
+    )
+    assert result.output.strip().endswith(f"; delete {staging} to start over.")
+    assert staging.is_dir() and not output.exists()
+
+
+def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, tiny_factory, monkeypatch):
+    """A process killed while it writes a checkpoint (kill -9) leaves the previous one readable."""
+    from pykeen.pipeline import pipeline
+
+    from pykeen_vbkgc import checkpoints
+    from pykeen_vbkgc.checkpoints import SafeCheckpointSLCWATrainingLoop
+
+    result = pipeline(
+        training=tiny_factory,
+        testing=tiny_factory,
+        model="transe",
+        model_kwargs=dict(embedding_dim=4),
+        training_loop=SafeCheckpointSLCWATrainingLoop,
+        training_kwargs=dict(
+            checkpoint_name="c.pt", checkpoint_directory=tmp_path, checkpoint_frequency=0, use_tqdm=False
+        ),
+        epochs=2,
+        random_seed=0,
+        clear_optimizer=False,
+    )
+    assert read_checkpoint(tmp_path / "c.pt")["epoch"] == 2
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "c.pt") == []
+
+    save = torch.save
+
+    def killed_while_writing(state, file, **kwargs):
+        if isinstance(file, io.BytesIO):  # PyKEEN's checkpoint in memory, before it is written
+            return save(state, file, **kwargs)
+        file.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.torch, "save", killed_while_writing)
+    loop = result.training_loop
+    loop._epoch = 3
+    with pytest.raises(KeyboardInterrupt):
+        loop._save_state(tmp_path / "c.pt")
+    assert read_checkpoint(tmp_path / "c.pt")["epoch"] == 2
+
+
+@pytest.fixture
+def bad_features(tmp_path):
+    path = tmp_path / "features.safetensors"
+    path.write_text("not safetensors")
+    return path
+
+
+def test_a_failed_run_leaves_nothing_behind(tmp_path, bad_features):
+    output = tmp_path / "a" / "b" / "c" / "run"
+    result = CliRunner().invoke(
+        main, ["train", "--epochs", "1", "--features", str(bad_features), "--output", str(output)]
+    )
+    assert result.exit_code == 1 and "is not a readable safetensors file" in result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["features.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("error", "exit_code", "message"),
+    [
+        (
+            lambda staging: PermissionError(13, "Permission denied", str(staging / ".checkpoint.pt.tmp")),
+            1,
+            "Error: cannot write the checkpoint in {staging}: Permission denied.",
+        ),
+        (
+            lambda staging: __import__("pykeen_vbkgc.checkpoints").checkpoints.Interrupted(signal.SIGTERM),
+            143,
+            "Stopped by SIGTERM before the first epoch finished: nothing was saved.",
+        ),
+        # an unexpected error keeps its traceback (not shown by the test runner), and leaves nothing, too
+        (lambda staging: RuntimeError("boom"), 1, ""),
+    ],
+)
+def test_a_run_stopped_before_its_first_checkpoint_leaves_nothing_behind(
+    tmp_path, monkeypatch, error, exit_code, message
+):
+    from pykeen_vbkgc.checkpoints import SafeCheckpointSLCWATrainingLoop
+
+    output = tmp_path / "a" / "b" / "run"
+    staging = tmp_path / "a" / "b" / "run.incomplete"
+
+    def fail(self, *args, **kwargs):
+        assert staging.is_dir()  # the run's directory exists while it trains
+        raise error(staging)
+
+    monkeypatch.setattr(SafeCheckpointSLCWATrainingLoop, "train", fail)
+    result = CliRunner().invoke(main, [*TRAIN, "--output", str(output)])
+    assert result.exit_code == exit_code
+    if message:
+        assert result.output.strip().splitlines()[-1] == message.format(staging=staging)
+    else:
+        assert isinstance(result.exception, RuntimeError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_output_is_checked_before_anything_is_created(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    for output, message in [
+        (tmp_path / "full", "{output} exists and is not empty."),
+        (tmp_path / "a-file" / "run", "cannot create {output}: Not a directory."),
+    ]:
+        result = CliRunner().invoke(main, [*TRAIN, "--output", str(output)])
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines()[-1] == (
+            f"Error: Invalid value for --output: {message.format(output=output)}"
+        )
+        assert "Training VBKGC" not in result.output
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["a-file", "full", "keep.txt"]
+
+
+def test_staging_refuses_a_second_holder_and_publishes_a_finished_run(tmp_path):
+    """The lock within one process (a second open file), and a finished run whose renaming was interrupted."""
+    from pykeen_vbkgc.run_files import FORMAT, FORMAT_VERSION
+
+    output = tmp_path / "x" / "run"
+    record = dict(dataset="multimodaldemo", epochs=3)
+    first = RunStaging(output)
+    assert first.acquire(record) is None and first.path == tmp_path / "x" / "run.incomplete"
+    second = RunStaging(output)
+    with pytest.raises(OutputInUseError, match=rf"is in use: another train run \(process {os.getpid()}\) is writing"):
+        second.acquire(record)
+    assert first.path.is_dir()  # the holder's directory stays
+    # the run's files are written, the description last; then the renaming is interrupted (kill -9)
+    description = dict(format=FORMAT, version=FORMAT_VERSION, model="VBKGC", model_kwargs={}, num_entities=1)
+    files = dict.fromkeys(["model.safetensors", "entity_to_id.json", "relation_to_id.json"], "")
+    files["training_triples.safetensors"] = ""
+    description.update(num_relations=1, feature_dim=1, create_inverse_triples=False, files=files)
+    (first.path / "vbkgc_model.json").write_text(json.dumps(description))
+    first.close()
+    assert first.path.is_dir()  # a finished run is kept
+    with pytest.raises(OutputError, match=r"holds a finished run of another train command \(epochs was 3, now 4\)"):
+        RunStaging(output).acquire(dict(record, epochs=4))
+    again = RunStaging(output)
+    assert again.acquire(record) is None and again.finished
+    again.publish()
+    assert sorted(path.name for path in output.iterdir()) == ["vbkgc_model.json", "vbkgc_run.json"]
+    assert [path.name for path in output.parent.iterdir()] == ["run"]
+    with pytest.raises(OutputError, match="exists and is not empty"):
+        RunStaging(output).acquire(record)

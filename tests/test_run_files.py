@@ -1,0 +1,250 @@
+"""Run directories without pickle: what ``train --output`` saves, and how ``predict``/``evaluate`` read it."""
+
+import json
+import os
+import pickle
+import shlex
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+from pykeen_vbkgc.cli import main
+from pykeen_vbkgc.run_files import PickleOnlyRunError, RunFilesError, load_run, save_run_files
+
+#: the constructor arguments of the saved model: not the defaults, so that a rebuild with defaults would show
+MODEL_KWARGS = dict(
+    embedding_dim=8,
+    score_terms=["ss", "mm", "all"],
+    term_weights="mm=0.5",
+    projection_lr_scale=0.01,
+    scoring_fct_norm=1,
+    loss="meanmarginranking",
+    loss_kwargs=dict(margin=4.0),
+)
+QUERY = ["--head", "n00004475", "--relation", "_hyponym", "--top-k", "3"]
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    """An (untrained) VBKGC on the demo dataset, with its training triples."""
+    from pykeen_vbkgc import VBKGC
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    training = MultimodalDemo().training
+    return VBKGC(triples_factory=training, random_seed=1, **MODEL_KWARGS), training
+
+
+@pytest.fixture
+def run(tmp_path, demo_model):
+    """A run directory as ``train --output`` writes it (PyKEEN's pickles included), for the demo dataset."""
+    model, training = demo_model
+    directory = tmp_path / "run"
+    directory.mkdir()
+    torch.save(model, directory / "trained_model.pkl")
+    training.to_path_binary(directory / "training_triples")
+    (directory / "vbkgc_run.json").write_text(json.dumps(dict(dataset="multimodaldemo", dataset_directory=None)))
+    save_run_files(directory, model, training, model_kwargs=dict(MODEL_KWARGS, features="ignored.safetensors"))
+    return directory
+
+
+def test_load_run_rebuilds_the_model_without_pickle(run, demo_model):
+    model, training = demo_model
+    loaded, loaded_training = load_run(run, device="cpu")
+    assert type(loaded) is type(model) and not loaded.training
+    assert loaded.score_terms == ("ss", "mm", "all") and loaded.interaction.p == 1
+    assert loaded.interaction.term_weights == (1.0, 0.5, 1.0)
+    assert loaded.entity_representations[2].base.transformation.scale == 0.01
+    assert loaded.loss.margin == 4.0
+    state, loaded_state = model.state_dict(), loaded.state_dict()
+    assert state.keys() == loaded_state.keys()
+    assert all(torch.equal(state[key], loaded_state[key]) for key in state)  # the features among them
+    assert loaded_training.entity_to_id == training.entity_to_id
+    assert loaded_training.relation_to_id == training.relation_to_id
+    assert torch.equal(loaded_training.mapped_triples, training.mapped_triples)
+    batch = training.mapped_triples[:5]
+    model.eval()
+    assert torch.equal(loaded.score_hrt(batch), model.score_hrt(batch))
+    assert sorted(path.name for path in run.iterdir()) == [
+        "entity_to_id.json",
+        "model.safetensors",
+        "relation_to_id.json",
+        "trained_model.pkl",
+        "training_triples",
+        "training_triples.safetensors",
+        "vbkgc_model.json",
+        "vbkgc_run.json",
+    ]
+
+
+def _plant(path, marker):
+    """Write a pickle that runs a shell command when it is loaded (it creates ``marker``), like a planted file."""
+
+    class Planted:
+        def __reduce__(self):
+            return os.system, (f"touch {shlex.quote(str(marker))}",)
+
+    path.write_bytes(pickle.dumps(Planted()))
+
+
+def _one_line_error(result, exit_code: int = 1) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["predict", *QUERY], ["evaluate"]])
+def test_predict_and_evaluate_never_unpickle_a_planted_pickle(run, tmp_path, command):
+    marker = tmp_path / "code-ran"
+    _plant(run / "trained_model.pkl", marker)
+    _plant(run / "training_triples" / "base.pth", marker)
+    # a run of this version: read from safetensors and JSON; the planted pickles beside them are never opened
+    result = CliRunner().invoke(main, [command[0], str(run), *command[1:]])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].split()[0] in ("rank", "side")
+    # the same pickles alone (an older run): refused in one line that names the flag
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.move(run / "trained_model.pkl", old)
+    shutil.move(run / "training_triples", old)
+    result = CliRunner().invoke(main, [command[0], str(old), *command[1:]])
+    assert _one_line_error(result) == (
+        f"Error: {old} holds only PyKEEN's pickle trained_model.pkl (an older run, or one saved by PyKEEN), which can "
+        "run any code when it is loaded; if you trust its origin, pass --trust-pickle."
+    )
+    assert not marker.exists()
+    with pytest.raises(PickleOnlyRunError, match="trust_pickle=True"):
+        load_run(old)
+    # with --trust-pickle the pickle is loaded, and its code runs: what the flag is for, and why it is not the default
+    result = CliRunner().invoke(main, [command[0], str(old), *command[1:], "--trust-pickle"])
+    assert marker.exists()
+    assert _one_line_error(result).startswith(f"Error: {old / 'trained_model.pkl'} is not a readable PyKEEN model: ")
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "crafted"])
+def test_a_bad_trusted_pickle_is_one_line(run, tmp_path, damage):
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.move(run / "training_triples", old)
+    pickled = old / "trained_model.pkl"
+    data = (run / "trained_model.pkl").read_bytes()
+    if damage == "random":
+        pickled.write_bytes(os.urandom(4096))
+    elif damage == "truncated":
+        pickled.write_bytes(data[: len(data) // 2])
+    else:
+        torch.save(dict(not_a="model"), pickled)
+    result = CliRunner().invoke(main, ["predict", str(old), *QUERY, "--trust-pickle"])
+    expected = "is not a PyKEEN model: it holds a dict." if damage == "crafted" else "is not a readable PyKEEN model: "
+    assert _one_line_error(result).startswith(f"Error: {pickled} {expected}")
+
+
+def _rewrite(run, name, change):
+    """Change a file of the run and record its new SHA-256, as a crafted run would."""
+    from pykeen_vbkgc.run_files import _sha256
+
+    change(run / name)
+    description = json.loads((run / "vbkgc_model.json").read_text())
+    description["files"][name] = _sha256(run / name)
+    (run / "vbkgc_model.json").write_text(json.dumps(description))
+
+
+def _edit_description(run, **changes):
+    description = json.loads((run / "vbkgc_model.json").read_text())
+    description.update(changes)
+    (run / "vbkgc_model.json").write_text(json.dumps(description))
+
+
+DAMAGES = {
+    "random weights": (
+        lambda run: (run / "model.safetensors").write_bytes(os.urandom(1000)),
+        "{run}/model.safetensors was changed or damaged after it was saved (its SHA-256 differs).",
+    ),
+    "truncated description": (
+        lambda run: (run / "vbkgc_model.json").write_text((run / "vbkgc_model.json").read_text()[:50]),
+        "{run}/vbkgc_model.json is not valid JSON: ",
+    ),
+    "no description": (
+        lambda run: [(run / name).unlink() for name in ("vbkgc_model.json", "trained_model.pkl")],
+        "{run} holds no saved run (expected vbkgc_model.json from train --output).",
+    ),
+    "wrong type": (
+        lambda run: _edit_description(run, num_entities="500"),
+        "{run}/vbkgc_model.json: 'num_entities' must be a positive integer, got a string.",
+    ),
+    "newer version": (
+        lambda run: _edit_description(run, version=2),
+        "{run}/vbkgc_model.json has format version 2; this version of pykeen-vbkgc reads version 1.",
+    ),
+    "missing file": (
+        lambda run: (run / "entity_to_id.json").unlink(),
+        "{run}/entity_to_id.json is missing; vbkgc_model.json lists it as part of the run.",
+    ),
+    "unknown argument": (
+        lambda run: _edit_description(run, model_kwargs=dict(MODEL_KWARGS, colour="blue")),
+        "{run}/vbkgc_model.json: cannot rebuild the model: TypeError: ",
+    ),
+    "weights of another model": (
+        lambda run: _rewrite(
+            run,
+            "model.safetensors",
+            lambda path: save_file({"relation_representations.0._embeddings.weight": torch.zeros(9, 4)}, path),
+        ),
+        "{run}/model.safetensors does not fit the model of vbkgc_model.json: size mismatch for "
+        "relation_representations.0._embeddings.weight: copying a param with shape torch.Size([9, 4]) from "
+        "checkpoint, the shape in current model is torch.Size([9, 8]).",
+    ),
+    "mapping with a gap": (
+        lambda run: _rewrite(run, "relation_to_id.json", lambda path: path.write_text('{"a": 0, "b": 7}')),
+        "{run}/relation_to_id.json must give the ids 0 to 8 once each (2 labels found).",
+    ),
+    "triples out of range": (
+        lambda run: _rewrite(
+            run,
+            "training_triples.safetensors",
+            lambda path: save_file({"mapped_triples": torch.tensor([[0, 0, 900]])}, path),
+        ),
+        "{run}/training_triples.safetensors has ids outside the entities and relations of the run.",
+    ),
+    "checkpoint only": (
+        lambda run: [(run / "vbkgc_model.json").unlink(), (run / "checkpoint.pt").write_bytes(b"")],
+        "{run} is an unfinished train run (it holds a checkpoint, no model yet); run the same train command again "
+        "to finish it.",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_or_crafted_run_is_refused_in_one_line(run, damage):
+    change, message = DAMAGES[damage]
+    change(run)
+    result = CliRunner().invoke(main, ["predict", str(run), *QUERY])
+    assert _one_line_error(result).startswith(f"Error: {message.format(run=run)}")
+    with pytest.raises(RunFilesError):
+        load_run(run)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("{", "{path} is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("[1]", "{path} is not a run record: expected a JSON object, got a list."),
+        ('{"dataset": 5}', "{path}: 'dataset' must be a string, got 5."),
+        (
+            '{"dataset": "x", "dataset_directory": true}',
+            "{path}: 'dataset_directory' must be a string or null, got true.",
+        ),
+    ],
+)
+def test_evaluate_reports_an_invalid_run_record_in_one_line(run, record, message):
+    path = run / "vbkgc_run.json"
+    path.write_text(record)
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert _one_line_error(result) == f"Error: {message.format(path=path)} Name the dataset with --dataset."
+    # --dataset does without it
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--dataset", "multimodaldemo"])
+    assert result.exit_code == 0, result.output
