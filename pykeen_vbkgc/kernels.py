@@ -10,9 +10,14 @@ Two shapes of work dominate VBKGC on a CPU:
   is computed densely (no scattered atomic additions), then added into the table with one
   :meth:`~torch.Tensor.index_add_` per side.
 
-Large inputs run through kernels fused by :func:`torch.compile`; compilation can be disabled with the environment
-variable ``PYKEEN_VBKGC_COMPILE=0``, and any compilation failure (e.g., no C++ compiler) falls back to the same
-functions run eagerly.
+On accelerators (CUDA), the cost of a training batch is the host's: launching kernels and waiting for the device.
+There, :func:`term_distances` runs a *dense* variant instead: all terms of all rows in a few batched kernels, no
+chunks, no host-device synchronisation (see :func:`uses_dense_path`).
+
+Large inputs on the CPU run through kernels fused by :func:`torch.compile`. The environment variable
+``PYKEEN_VBKGC_COMPILE`` chooses where: unset (or ``auto``) compiles on the CPU only, where the fused loops pay back
+their compilation within an epoch; ``1`` compiles on every device; ``0`` never compiles. Any compilation failure
+(e.g., no C++ compiler) falls back to the same functions run eagerly.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "run_fused",
     "sum_rows",
     "term_distances",
+    "uses_dense_path",
     "weighted_sum",
 ]
 
@@ -38,25 +44,59 @@ logger = logging.getLogger(__name__)
 
 #: below this many element operations, the eager implementations are fast enough and nothing is compiled
 _COMPILE_MIN_WORK = 10_000_000
-#: rows per chunk of the training backward: its dense (rows, 4, d) gradients stay below glibc's mmap threshold
-_BACKWARD_CHUNK_ROWS = 4096
+#: elements (rows times d) per chunk of the training backward: its dense (rows, 4, d) gradients stay below glibc's
+#: mmap threshold; 4,096 rows at d = 128, more for narrower embeddings (fewer chunks, fewer calls)
+_BACKWARD_CHUNK_ELEMENTS = 4096 * 128
 #: compiled kernels, by name; False once compilation failed or is disabled
 _compiled: dict[str, Callable | bool] = {}
+#: run the dense training kernels on the CPU, too (for tests: the accelerator path, checked without an accelerator)
+_DENSE_ON_CPU = False
+#: small constant tensors per device, made once: a tensor built from Python numbers is a host-to-device copy, which
+#: synchronises with the device
+_constants: dict[tuple, torch.Tensor] = {}
 
 
-def _compile_enabled() -> bool:
-    return os.environ.get("PYKEEN_VBKGC_COMPILE", "1").lower() not in ("0", "false", "no")
+def _compile_enabled(device: torch.device) -> bool:
+    setting = os.environ.get("PYKEEN_VBKGC_COMPILE", "auto").lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if setting in ("1", "true", "yes", "on", "all"):
+        return True
+    # on CUDA the compilation takes a minute and the kernels are bound by launches, not arithmetic
+    return device.type == "cpu"
+
+
+def uses_dense_path(device: torch.device) -> bool:
+    """Return whether training kernels on ``device`` use the dense, synchronisation-free path.
+
+    On the CPU, :func:`term_distances` differentiates in chunks (cache- and allocator-friendly) and VBKGC computes
+    the twins rows only where needed (a host-side mask). On accelerators both would cost host-device synchronisations
+    and kernel launches, so there every row is computed in a few batched kernels.
+
+    :param device: the device of the model
+    :return: whether to use the dense path
+    """
+    return device.type != "cpu" or _DENSE_ON_CPU
+
+
+def _constant(values: Sequence[float], device: torch.device) -> FloatTensor:
+    """Return ``values`` as a float tensor on ``device``, made once per process."""
+    key = (tuple(values), device)
+    if key not in _constants:
+        _constants[key] = torch.tensor(values, dtype=torch.get_default_dtype()).to(device)
+    return _constants[key]
 
 
 def run_fused(name: str, function: Callable, large: bool, *args, fallback: Callable | None = None):
     """Run ``function``, compiled with :func:`torch.compile` if the work is ``large`` and compilation works.
 
-    Otherwise run ``fallback`` (default: ``function`` itself) eagerly.
+    Otherwise run ``fallback`` (default: ``function`` itself) eagerly. Whether compilation is enabled depends on the
+    device of the first argument, see the module's description.
     """
-    if large:
+    if large and _compile_enabled(args[0].device):
         kernel = _compiled.get(name)
         if kernel is None:
-            kernel = _compiled[name] = torch.compile(function, dynamic=True) if _compile_enabled() else False
+            kernel = _compiled[name] = torch.compile(function, dynamic=True)
         if kernel is not False:
             try:
                 return kernel(*args)
@@ -216,8 +256,9 @@ class _TermDistances(torch.autograd.Function):
         grad_r = torch.empty_like(r) if ctx.needs_input_grad[2] else None
         # chunks keep each dense gradient small enough for the allocator to reuse its memory instead of mapping
         # (and page-faulting) fresh pages on every call
-        for start in range(0, r.shape[0], _BACKWARD_CHUNK_ROWS):
-            rows = slice(start, start + _BACKWARD_CHUNK_ROWS)
+        chunk_rows = max(1, _BACKWARD_CHUNK_ELEMENTS // dim)
+        for start in range(0, r.shape[0], chunk_rows):
+            rows = slice(start, start + chunk_rows)
             grad_heads, grad_tails, chunk_grad_r = run_fused(
                 f"term_distances_backward_p{p}",
                 _backward_kernel,
@@ -242,6 +283,57 @@ class _TermDistances(torch.autograd.Function):
         return grad_table, grad_extra, grad_r, None, None, None, None, None, None, None, None
 
 
+def _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces):
+    """Return the rows (table, then extra) and, per term, the row of its head and of its tail, shape: (n, terms)."""
+    rows = table if extra is None else torch.cat([table, extra], dim=0)
+    # stacks of column views, not indexing with a list: a list would be copied to the device (a synchronisation)
+    heads = torch.stack([h_index[:, a] for a in head_pieces], dim=1)
+    tails = torch.stack([t_index[:, b] for b in tail_pieces], dim=1)
+    return rows, heads, tails
+
+
+class _DenseTermDistances(torch.autograd.Function):
+    r"""The dense variant of :func:`term_distances` (for $p \in \{1, 2\}$): all rows and terms at once."""
+
+    @staticmethod
+    def forward(ctx, table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weights):
+        rows, heads, tails = _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces)
+        # shape: (n, terms, d)
+        difference = rows[heads] + r.unsqueeze(dim=1) - rows[tails]
+        distances = _norm(difference, p=p)
+        ctx.save_for_backward(rows, r, heads, tails)
+        ctx.settings = (table.shape[0], extra is not None, p, weights)
+        if weights is not None:
+            distances = distances * weights
+        return -distances.sum(dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, r, heads, tails = ctx.saved_tensors
+        num_table_rows, has_extra, p, weights = ctx.settings
+        difference = rows[heads] + r.unsqueeze(dim=1) - rows[tails]
+        # d(-||x||_p)/dx for p = 1: -sign(x); for p = 2: -x / ||x|| (0 at x = 0, as autograd's subgradient)
+        if p == 1:
+            direction = difference.sign_()
+        else:
+            direction = difference.div_(_norm(difference, p=p).clamp_min(1e-12).unsqueeze(dim=-1))
+        coefficient = -grad.unsqueeze(dim=-1)
+        if weights is not None:
+            coefficient = coefficient * weights
+        direction = direction.mul_(coefficient.unsqueeze(dim=-1))
+        grad_table = grad_extra = grad_r = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            dim = rows.shape[1]
+            grad_rows = rows.new_zeros(rows.shape)
+            grad_rows.index_add_(0, heads.reshape(-1), direction.reshape(-1, dim))
+            grad_rows.index_add_(0, tails.reshape(-1), direction.reshape(-1, dim), alpha=-1)
+            grad_table = grad_rows[:num_table_rows]
+            grad_extra = grad_rows[num_table_rows:] if has_extra else None
+        if ctx.needs_input_grad[2]:
+            grad_r = direction.sum(dim=1)
+        return grad_table, grad_extra, grad_r, None, None, None, None, None, None
+
+
 def term_distances(
     table: FloatTensor,
     r: FloatTensor,
@@ -261,6 +353,10 @@ def term_distances(
     where $\mathbf{T}$ is the table and $H$, $T$ hold, per row, the table row of each piece of the head and the tail.
     Rows of one piece may instead come from a second table ``extra``: an index $m + j$ past the end of the table
     (of $m$ rows) means row $j$ of ``extra``, which spares concatenating the two.
+
+    On the CPU, large inputs run a fused (compiled) forward and a backward in chunks of rows. Where
+    :func:`uses_dense_path` holds (accelerators), all rows and terms run in a few batched kernels instead, with one
+    :meth:`~torch.Tensor.index_add_` per side in the backward and no host-device synchronisation.
 
     :param table: shape: (m, d); the piece table
     :param r: shape: (n, d); the relation vector of each row
@@ -283,6 +379,10 @@ def term_distances(
     if p not in (1, 2):
         # generic p: let autograd differentiate the gathers and norms
         return _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights)
+    if uses_dense_path(table.device):
+        # every piece may point into extra here; unit weights need no multiplication
+        weight_tensor = None if all(weight == 1 for weight in weights) else _constant(weights, table.device)
+        return _DenseTermDistances.apply(table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weight_tensor)
     return _TermDistances.apply(
         table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights, large
     )

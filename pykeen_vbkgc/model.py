@@ -23,6 +23,7 @@ from torch import nn
 from .defaults import BEST
 from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, load_features, validate_matrix
 from .interaction import VBKGCInteraction
+from .kernels import uses_dense_path
 from .loss import MeanMarginRankingLoss
 from .representation import TwinsView
 from .validation import check_positive_int
@@ -213,7 +214,15 @@ class VBKGC(
         index = torch.stack([replacement, original, replacement + num_entities, entities + 2 * num_entities], dim=-1)
         twins = entities >= num_entities
         sums = None
-        if twins.any():
+        if uses_dense_path(hrt_batch.device):
+            # on accelerators, testing for twins ids and selecting them would synchronise with the device: compute
+            # the sum piece of every position (cheap there) and point the twins positions to theirs
+            sums = self.interaction.twins_sum_pieces(
+                structural.index_select(0, original.reshape(-1)), multimodal.index_select(0, replacement.reshape(-1))
+            )
+            rows = table.shape[0] + torch.arange(entities.numel(), device=index.device).view_as(entities)
+            index[..., 3] = torch.where(twins, rows, index[..., 3])
+        elif twins.any():
             # the sum piece of a twins pair (e, e') is n(e_s + e'_m): one extra row per twins id, after the table;
             # index_select, not indexing: its backward is an index_add_, much faster than index_put_ on CPU
             sums = self.interaction.twins_sum_pieces(

@@ -372,16 +372,23 @@ def _mixed_batch(num_entities: int, num_rows: int = 60) -> torch.Tensor:
     return hrt
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("path", ["eager", "compiled", "dense"])
 @pytest.mark.parametrize("p", [1, 2, 3])
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("term_weights", [None, "mm=0.25,all=3,sm=0"], ids=["unweighted", "weighted"])
 def test_training_path_scores_and_gradients_equal_autograd(
-    tiny_factory, tiny_features, monkeypatch, compiled, p, normalize, term_weights
+    tiny_factory, tiny_features, monkeypatch, path, p, normalize, term_weights
 ):
-    """The piece-table training path (hand-written backward) equals autograd through the generic interaction."""
+    """The piece-table training path (hand-written backward) equals autograd through the generic interaction.
+
+    ``dense`` is the accelerators' path (no chunks, no host-side twins mask), run here on the CPU.
+    """
+    compiled = path == "compiled"
     monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0 if compiled else 10**15)
     monkeypatch.setattr(kernels_module, "_compiled", {})
+    monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", path == "dense")
+    # 7 rows per backward chunk (d = 4): the 60 rows run through several chunks
+    monkeypatch.setattr(kernels_module, "_BACKWARD_CHUNK_ELEMENTS", 7 * 4)
     model = VBKGC(
         triples_factory=tiny_factory,
         features=tiny_features,

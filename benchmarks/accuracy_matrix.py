@@ -1,0 +1,162 @@
+"""Run a matrix of :mod:`benchmarks.pipeline_run` configurations side by side, each under one wall-clock budget.
+
+Made for a lent GPU machine (many CPU cores, one GPU): the per-batch cost of both models is host-side, so several
+processes share the GPU well. Each row is one ``pipeline_run.py`` call; the rows and their labels are in
+:data:`MATRICES`, so that docs/results.md can name the exact configuration of every number::
+
+    python benchmarks/accuracy_matrix.py --matrix fb15k237 --data DIR --budget 300 --workers 10 --output OUT.jsonl
+
+A row stops training after the first epoch that ends past ``--budget`` seconds (or at its epoch cap), then is
+evaluated on the full test split (filtered); the number of epochs trained is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pykeen_vbkgc.defaults import BEST  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def nssa(margin: float, k: int, lr: float | None = None, model_kwargs: dict | None = None) -> dict:
+    """Return pipeline keyword arguments for PyKEEN's self-adversarial loss with ``k`` negatives."""
+    kwargs: dict = dict(
+        loss="nssa",
+        loss_kwargs=dict(margin=margin, adversarial_temperature=1.0),
+        negative_sampler_kwargs=dict(num_negs_per_pos=k),
+    )
+    if lr is not None:
+        kwargs.update(optimizer="adam", optimizer_kwargs=dict(lr=lr))
+    if model_kwargs:
+        kwargs.update(model_kwargs=model_kwargs)
+    return kwargs
+
+
+#: label -> (model, sampler, pipeline keyword arguments)
+MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
+    "fb15k237": {
+        "transe-nssa9-k64": ("transe", "basic", nssa(9, 64)),
+        "transe-nssa9-k64-lr1e-2": ("transe", "basic", nssa(9, 64, lr=1e-2)),
+        "vbkgc-defaults": ("vbkgc", "twins", {}),
+        "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
+        "vbkgc-twins-nssa3-k64-lr1e-2": ("vbkgc", "twins", nssa(3, 64, lr=1e-2)),
+        "vbkgc-normal-nssa3-k64-lr1e-2": ("vbkgc", "basic", nssa(3, 64, lr=1e-2)),
+        "vbkgc-ss-nssa3-k64-lr1e-2": ("vbkgc", "twins", nssa(3, 64, lr=1e-2, model_kwargs=dict(score_terms="ss"))),
+        "vbkgc-random-nssa3-k64-lr1e-2": (
+            "vbkgc",
+            "twins",
+            nssa(3, 64, lr=1e-2, model_kwargs=dict(features="random")),
+        ),
+        "vbkgc-twins-nssa3-k256-lr1e-2": ("vbkgc", "twins", nssa(3, 256, lr=1e-2)),
+        "vbkgc-twins-nssa4-k64-lr3e-3": ("vbkgc", "twins", nssa(4, 64, lr=3e-3)),
+    },
+    # the defaults question of issue 18 on WN9: every row at the pipeline's learning rate 1e-3 unless named
+    "wn9": {
+        "vbkgc-defaults": ("vbkgc", "twins", {}),
+        "vbkgc-twins-nssa2-k64": ("vbkgc", "twins", nssa(2, 64)),
+        "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
+        "vbkgc-twins-nssa5-k64": ("vbkgc", "twins", nssa(5, 64)),
+        "vbkgc-twins-nssa3-k64-w0.1": (
+            "vbkgc",
+            "twins",
+            nssa(3, 64, model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
+        ),
+        "vbkgc-twins-nssa3-k64-lr1e-2": ("vbkgc", "twins", nssa(3, 64, lr=1e-2)),
+        "vbkgc-normal-nssa3-k64": ("vbkgc", "basic", nssa(3, 64)),
+        "vbkgc-ss-nssa3-k64": ("vbkgc", "twins", nssa(3, 64, model_kwargs=dict(score_terms="ss"))),
+        "vbkgc-twins-mmr10-k64": (
+            "vbkgc",
+            "twins",
+            dict(loss_kwargs=dict(margin=10.0), negative_sampler_kwargs=dict(num_negs_per_pos=64)),
+        ),
+        "transe-nssa9-k64": ("transe", "basic", nssa(9, 64)),
+        "transe-l1-m12-mmr-k16f": (
+            "transe",
+            "basic",
+            dict(
+                model_kwargs=dict(scoring_fct_norm=1, embedding_dim=128),
+                loss="meanmarginranking",
+                loss_kwargs=dict(margin=12.0),
+                negative_sampler_kwargs=dict(num_negs_per_pos=16, filtered=True),
+            ),
+        ),
+        "vbkgc-twins-best-preset": ("vbkgc", "twins", BEST.pipeline_kwargs()),
+    },
+}
+
+
+def run_row(label: str, row: tuple[str, str, dict], args: argparse.Namespace) -> int:
+    """Run one row as a subprocess; its log goes next to the output."""
+    model, sampler, kwargs = row
+    if args.training_loop is not None:
+        kwargs = {**kwargs, "training_loop": args.training_loop}
+    command = [
+        sys.executable,
+        str(HERE / "pipeline_run.py"),
+        "--dataset",
+        args.dataset,
+        "--data",
+        str(args.data),
+        "--model",
+        model,
+        "--sampler",
+        sampler,
+        "--epochs",
+        str(args.max_epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        *(["--time-budget", str(args.budget)] if args.budget else []),
+        "--label",
+        label,
+        "--kwargs",
+        json.dumps(kwargs),
+        "--output",
+        str(args.output),
+    ]
+    log = args.output.with_name(f"{args.output.stem}-{label}-seed{args.seed}.log")
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    with log.open("w") as file:
+        return subprocess.call(command, stdout=file, stderr=subprocess.STDOUT, env=env)
+
+
+def main() -> None:
+    """Run the selected rows of a matrix in parallel."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--matrix", choices=sorted(MATRICES), required=True)
+    parser.add_argument("--dataset", default="fb15k237multimodal")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--rows", nargs="*", help="labels to run (default: all)")
+    parser.add_argument("--budget", type=float, help="training seconds per row (default: no limit)")
+    parser.add_argument("--max-epochs", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--training-loop", help="e.g. deviceslcwa (default: PyKEEN's sLCWA loop)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    args = parser.parse_args()
+    matrix = MATRICES[args.matrix]
+    rows = {label: matrix[label] for label in (args.rows or matrix)}
+    if args.list:
+        for label, row in rows.items():
+            print(label, json.dumps(row))
+        return
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.workers) as pool:
+        codes = dict(zip(rows, pool.map(lambda item: run_row(*item, args), rows.items())))
+    print(json.dumps(codes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The sLCWA training loop that draws batches and negatives on the model's device (here: the CPU)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from pykeen.models import TransE
+from pykeen.pipeline import pipeline
+from pykeen.training import SLCWATrainingLoop, training_loop_resolver
+from pykeen.triples.instances import BatchedSLCWAInstances
+
+from pykeen_vbkgc import VBKGC, DeviceSLCWATrainingLoop
+from pykeen_vbkgc.device_sampling import DeviceSLCWAInstances
+from pykeen_vbkgc.representation import decode_twins
+
+
+def test_registered():
+    assert training_loop_resolver.lookup("deviceslcwa") is DeviceSLCWATrainingLoop
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_each_epoch_is_a_permutation_in_batches(tiny_factory, drop_last):
+    instances = DeviceSLCWAInstances(
+        mapped_triples=tiny_factory.mapped_triples,
+        device=torch.device("cpu"),
+        batch_size=3,
+        drop_last=drop_last,
+        num_entities=tiny_factory.num_entities,
+        num_relations=tiny_factory.num_relations,
+        negative_sampler="basic",
+        negative_sampler_kwargs=dict(num_negs_per_pos=2),
+    )
+    batches = list(instances)
+    assert len(batches) == len(instances) == (2 if drop_last else 3)
+    assert [batch["positives"].shape[0] for batch in batches] == [3, 3] + ([] if drop_last else [2])
+    seen = torch.cat([batch["positives"] for batch in batches])
+    expected = tiny_factory.mapped_triples
+    if not drop_last:
+        assert sorted(map(tuple, seen.tolist())) == sorted(map(tuple, expected.tolist()))
+    assert set(map(tuple, seen.tolist())) <= set(map(tuple, expected.tolist()))
+    for batch in batches:
+        assert batch["negatives"].shape == (batch["positives"].shape[0], 2, 3)
+
+
+def _negative_counts(instances, epochs: int, num_entities: int, twins: bool) -> Counter:
+    """Count (positive, corrupted column, replacement) over the negatives of some epochs."""
+    counts = Counter()
+    for _ in range(epochs):
+        for batch in instances:
+            positives, negatives = batch["positives"], batch["negatives"]
+            mask = batch.get("masks")
+            for column in (0, 2):
+                ids = negatives[..., column]
+                replacement = decode_twins(ids, num_entities, "replacement") if twins else ids
+                if twins:
+                    # a twins id remembers the replaced entity: the positive's
+                    original = decode_twins(ids, num_entities, "original")
+                    assert (original == positives[:, column, None]).all()
+                changed = replacement != positives[:, column, None]
+                if mask is not None:
+                    changed &= mask
+                for row, k in changed.nonzero().tolist():
+                    counts[(tuple(positives[row].tolist()), column, int(replacement[row, k]))] += 1
+    return counts
+
+
+@pytest.mark.parametrize("sampler", ["basic", "twins"])
+@pytest.mark.parametrize("filtered", [False, True], ids=["unfiltered", "filtered"])
+def test_negatives_have_the_distribution_of_pykeens_loop(tiny_factory, sampler, filtered):
+    """The same sampler on the device draws the same distribution of negatives as PyKEEN's host-side batches."""
+    kwargs = dict(
+        mapped_triples=tiny_factory.mapped_triples,
+        batch_size=3,
+        drop_last=False,
+        num_entities=tiny_factory.num_entities,
+        num_relations=tiny_factory.num_relations,
+        negative_sampler=sampler,
+        negative_sampler_kwargs=dict(
+            num_negs_per_pos=4, filtered=filtered, filterer="python-set" if filtered else None
+        ),
+    )
+    torch.manual_seed(0)
+    twins = sampler == "twins"
+    epochs = 600
+    device = _negative_counts(
+        DeviceSLCWAInstances(device=torch.device("cpu"), **kwargs), epochs, tiny_factory.num_entities, twins
+    )
+    host = _negative_counts(BatchedSLCWAInstances(**kwargs), epochs, tiny_factory.num_entities, twins)
+    known = set(map(tuple, tiny_factory.mapped_triples.tolist()))
+    for (positive, column, replacement), _ in device.items():
+        # never the positive's own entity; filtered: never a known triple
+        assert replacement != positive[column]
+        if filtered:
+            negative = list(positive)
+            negative[column] = replacement
+            assert tuple(negative) not in known
+    # the same support, and frequencies within a few standard errors (multinomial, about 10^4 draws each)
+    assert set(device) == set(host)
+    total_device, total_host = sum(device.values()), sum(host.values())
+    assert total_device == pytest.approx(total_host, rel=0.02)
+    for key in host:
+        p_device, p_host = device[key] / total_device, host[key] / total_host
+        standard_error = (p_host * (1 - p_host) / total_host) ** 0.5
+        assert abs(p_device - p_host) < 6 * standard_error + 1e-4, key
+    # each (positive, side) draws its replacements uniformly: chi-square against the uniform distribution
+    groups = Counter()
+    for (positive, column, _), count in device.items():
+        groups[(positive, column)] += count
+    statistic = sum(
+        (count - groups[(positive, column)] / _num_candidates(positive, column, known, filtered, tiny_factory)) ** 2
+        / (groups[(positive, column)] / _num_candidates(positive, column, known, filtered, tiny_factory))
+        for (positive, column, _), count in device.items()
+    )
+    degrees = sum(_num_candidates(p, c, known, filtered, tiny_factory) - 1 for p, c in groups)
+    # mean = degrees, sd = sqrt(2 degrees): a bound of mean + 6 sd fails with negligible probability
+    assert statistic < degrees + 6 * (2 * degrees) ** 0.5
+
+
+def _num_candidates(positive, column, known, filtered, factory) -> int:
+    """The number of entities that can replace ``positive[column]``."""
+    count = 0
+    for entity in range(factory.num_entities):
+        if entity == positive[column]:
+            continue
+        negative = list(positive)
+        negative[column] = entity
+        if filtered and tuple(negative) in known:
+            continue
+        count += 1
+    return count
+
+
+def _train(training_loop: str, model: str = "TransE", **kwargs):
+    return pipeline(
+        dataset="nations",
+        model=model,
+        model_kwargs=dict(embedding_dim=8) if model == "TransE" else dict(embedding_dim=8, feature_dim=6),
+        training_loop=training_loop,
+        negative_sampler=kwargs.pop("negative_sampler", "basic"),
+        negative_sampler_kwargs=dict(num_negs_per_pos=4, **kwargs.pop("negative_sampler_kwargs", {})),
+        optimizer_kwargs=dict(lr=1e-2),
+        training_kwargs=dict(num_epochs=3, batch_size=256, use_tqdm=False),
+        evaluation_kwargs=dict(use_tqdm=False),
+        random_seed=0,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "sampler", "filtered"),
+    [("TransE", "basic", False), ("TransE", "basic", True), ("VBKGC", "twins", False), ("VBKGC", "twins", True)],
+)
+def test_pipeline_trains_with_the_device_loop(model, sampler, filtered):
+    result = _train(
+        "deviceslcwa", model=model, negative_sampler=sampler, negative_sampler_kwargs=dict(filtered=filtered)
+    )
+    assert isinstance(result.training_loop, DeviceSLCWATrainingLoop)
+    assert len(result.losses) == 3 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert result.losses[-1] < result.losses[0]
+    assert 0 < result.metric_results.get_metric("both.realistic.inverse_harmonic_mean_rank") <= 1
+    # the same seed, the same run
+    again = _train(
+        "deviceslcwa", model=model, negative_sampler=sampler, negative_sampler_kwargs=dict(filtered=filtered)
+    )
+    assert again.losses == pytest.approx(result.losses, rel=1e-4)
+
+
+def test_losses_match_pykeens_loop_in_distribution():
+    """Over a few seeds, the device loop's first-epoch loss is the host loop's, up to sampling noise."""
+    device_losses, host_losses = [], []
+    for seed in range(4):
+        for loop, losses in (("deviceslcwa", device_losses), ("slcwa", host_losses)):
+            result = pipeline(
+                dataset="nations",
+                model="TransE",
+                model_kwargs=dict(embedding_dim=8),
+                training_loop=loop,
+                negative_sampler_kwargs=dict(num_negs_per_pos=8),
+                training_kwargs=dict(num_epochs=1, batch_size=128, use_tqdm=False),
+                evaluator_kwargs=dict(),
+                evaluation_kwargs=dict(use_tqdm=False),
+                random_seed=seed,
+            )
+            losses.append(result.losses[0])
+    mean_device, mean_host = sum(device_losses) / 4, sum(host_losses) / 4
+    assert mean_device == pytest.approx(mean_host, rel=0.05)
+
+
+def test_rejects_the_subgraph_sampler(tiny_factory):
+    model = TransE(triples_factory=tiny_factory, embedding_dim=4)
+    loop = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory)
+    with pytest.raises(ValueError, match="does not support sampler='schlichtkrull'"):
+        loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=4, sampler="schlichtkrull", use_tqdm=False)
+
+
+def test_same_loss_on_the_same_batch(tiny_factory, tiny_features):
+    """Given one batch, the two loops compute the same loss and gradients (the device loop changes only sampling)."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    host = SLCWATrainingLoop(model=model, triples_factory=tiny_factory, negative_sampler="twins")
+    device = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory, negative_sampler="twins")
+    batch = next(
+        iter(
+            device._create_training_data_loader(tiny_factory, sampler=None, batch_size=8, drop_last=False, shuffle=True)
+        )
+    )
+    results = []
+    for loop in (host, device):
+        model.zero_grad()
+        loss = loop._process_batch(batch=batch, start=0, stop=8)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+        model.post_parameter_update()
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for first, second in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(first, second)
