@@ -40,6 +40,18 @@ def nssa(margin: float, k: int, lr: float | None = None, model_kwargs: dict | No
     return kwargs
 
 
+#: PyKEEN's TransE as issue 18 configured it on WN9: L1, margin 12, Eq. 15's loss, 16 filtered negatives
+TRANSE_MARGIN = (
+    "transe",
+    "basic",
+    dict(
+        model_kwargs=dict(scoring_fct_norm=1, embedding_dim=128),
+        loss="meanmarginranking",
+        loss_kwargs=dict(margin=12.0),
+        negative_sampler_kwargs=dict(num_negs_per_pos=16, filtered=True),
+    ),
+)
+
 #: label -> (model, sampler, pipeline keyword arguments)
 MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     "fb15k237": {
@@ -78,17 +90,22 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             dict(loss_kwargs=dict(margin=10.0), negative_sampler_kwargs=dict(num_negs_per_pos=64)),
         ),
         "transe-nssa9-k64": ("transe", "basic", nssa(9, 64)),
-        "transe-l1-m12-mmr-k16f": (
-            "transe",
-            "basic",
-            dict(
-                model_kwargs=dict(scoring_fct_norm=1, embedding_dim=128),
-                loss="meanmarginranking",
-                loss_kwargs=dict(margin=12.0),
-                negative_sampler_kwargs=dict(num_negs_per_pos=16, filtered=True),
-            ),
-        ),
+        "transe-l1-m12-mmr-k16f": TRANSE_MARGIN,
         "vbkgc-twins-best-preset": ("vbkgc", "twins", BEST.pipeline_kwargs()),
+        "vbkgc-twins-best-preset-w0.1": (
+            "vbkgc",
+            "twins",
+            BEST.pipeline_kwargs(model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
+        ),
+        "vbkgc-ss-best-preset": ("vbkgc", "twins", BEST.pipeline_kwargs(model_kwargs=dict(score_terms="ss"))),
+    },
+    # the embedded demo (500 entities): how fast the defaults leave the self-candidate trap
+    "demo": {
+        "vbkgc-defaults": ("vbkgc", "twins", {}),
+        "vbkgc-lr1e-2": ("vbkgc", "twins", dict(optimizer="adam", optimizer_kwargs=dict(lr=1e-2))),
+        "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
+        "vbkgc-free-relations": ("vbkgc", "twins", dict(model_kwargs=dict(normalize_relations=False))),
+        "transe-l1-m12-mmr-k16f": TRANSE_MARGIN,
     },
 }
 
@@ -103,8 +120,7 @@ def run_row(label: str, row: tuple[str, str, dict], args: argparse.Namespace) ->
         str(HERE / "pipeline_run.py"),
         "--dataset",
         args.dataset,
-        "--data",
-        str(args.data),
+        *(["--data", str(args.data)] if args.data else []),
         "--model",
         model,
         "--sampler",
@@ -134,7 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--matrix", choices=sorted(MATRICES), required=True)
     parser.add_argument("--dataset", default="fb15k237multimodal")
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="the dataset directory (not for multimodaldemo)")
     parser.add_argument("--rows", nargs="*", help="labels to run (default: all)")
     parser.add_argument("--budget", type=float, help="training seconds per row (default: no limit)")
     parser.add_argument("--max-epochs", type=int, default=1000)

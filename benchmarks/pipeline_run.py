@@ -29,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 DATA = {
     "wn9": HERE.parent.parent / "shared/data/wn9",
     "fb15k237multimodal": HERE.parent.parent / "shared/data/fb15k237",
+    # shipped with the package: no directory
+    "multimodaldemo": None,
 }
 METRICS = {
     "mrr": "both.realistic.inverse_harmonic_mean_rank",
@@ -80,7 +82,7 @@ def main() -> None:
     start = time.perf_counter()
     result = pipeline(
         dataset=args.dataset,
-        dataset_kwargs=dict(directory=args.data or DATA[args.dataset]),
+        dataset_kwargs=None if args.dataset == "multimodaldemo" else dict(directory=args.data or DATA[args.dataset]),
         model=args.model,
         training_kwargs=training_kwargs,
         evaluator_kwargs=dict(batch_size=256),
