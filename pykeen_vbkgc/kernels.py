@@ -8,7 +8,8 @@ Two shapes of work dominate VBKGC on a CPU:
 - **Training** scores rows $(h, r, t)$ whose entity arguments are rows of one small *piece table*.
   :func:`term_distances` sums the TransE terms of each row with a hand-written backward: the gradient of each row
   is computed densely (no scattered atomic additions), then added into the table with one
-  :meth:`~torch.Tensor.index_add_` per side.
+  :meth:`~torch.Tensor.index_add_` per side and chunk of rows; for small $d$ (at most 32) and one thread, the
+  additions run inside the compiled kernel, all rows at once.
 
 On accelerators (CUDA), the cost of a training batch is the host's: launching kernels and waiting for the device.
 There, :func:`term_distances` runs a *dense* variant instead: all terms of all rows in a few batched kernels, no
@@ -18,6 +19,12 @@ Large inputs on the CPU run through kernels fused by :func:`torch.compile`. The 
 ``PYKEEN_VBKGC_COMPILE`` chooses where: unset (or ``auto``) compiles on the CPU only, where the fused loops pay back
 their compilation within an epoch; ``1`` compiles on every device; ``0`` never compiles. Any compilation failure
 (e.g., no C++ compiler) falls back to the same functions run eagerly.
+
+A cold compilation costs seconds per graph on a CPU, so a training step compiles few: the piece table and the twins
+sums (forward and backward each), and one forward and one backward of :func:`term_distances`, shared by the
+positives and the negatives of a batch (see :func:`term_distances`); a kernel compiled for large inputs also runs
+the small ones. Inductor keeps compiled kernels on disk (``TORCHINDUCTOR_CACHE_DIR``), so later processes on the
+same machine start faster.
 """
 
 from __future__ import annotations
@@ -47,6 +54,14 @@ _COMPILE_MIN_WORK = 10_000_000
 #: elements (rows times d) per chunk of the training backward: its dense (rows, 4, d) gradients stay below glibc's
 #: mmap threshold; 4,096 rows at d = 128, more for narrower embeddings (fewer chunks, fewer calls)
 _BACKWARD_CHUNK_ELEMENTS = 4096 * 128
+#: up to this embedding dimension, and with one torch thread, the training backward adds the gradients into the table
+#: inside the compiled kernel, all rows at once: ATen's index_add_ (a sort of the indices, then the additions) costs
+#: more than the kernel itself. 32,768 twins rows, one thread, median ms of fused against chunks: d = 8: 7 / 12,
+#: d = 16: 16 / 26, d = 32: 18 / 29, d = 64: 84 / 46, d = 128: 171 / 103 (there, the chunks' buffers stay in the
+#: cache). With two threads Inductor's scattered additions are slower (d = 8: VBKGC 25 against 18 ms per batch)
+_FUSED_SCATTER_MAX_DIM = 32
+#: ... and up to this many torch threads
+_FUSED_SCATTER_MAX_THREADS = 1
 #: compiled kernels, by name; False once compilation failed or is disabled
 _compiled: dict[str, Callable | bool] = {}
 #: run the dense training kernels on the CPU, too (for tests: the accelerator path, checked without an accelerator)
@@ -91,10 +106,15 @@ def run_fused(name: str, function: Callable, large: bool, *args, fallback: Calla
     """Run ``function``, compiled with :func:`torch.compile` if the work is ``large`` and compilation works.
 
     Otherwise run ``fallback`` (default: ``function`` itself) eagerly. Whether compilation is enabled depends on the
-    device of the first argument, see the module's description.
+    device of the first argument, see the module's description. Once compiled, the kernel also runs small inputs.
     """
-    if large and _compile_enabled(args[0].device):
-        kernel = _compiled.get(name)
+    kernel = _compiled.get(name)
+    # a kernel compiled for large inputs also serves smaller ones (e.g., the positives of a batch) at no compile
+    # cost, unless a dimension of size 0 or 1 would make Dynamo specialise (and compile again)
+    reuse = callable(kernel) and all(
+        arg.ndim == 0 or arg.shape[0] >= 2 for arg in args if isinstance(arg, torch.Tensor)
+    )
+    if (large or reuse) and _compile_enabled(args[0].device):
         if kernel is None:
             kernel = _compiled[name] = torch.compile(function, dynamic=True)
         if kernel is not False:
@@ -234,6 +254,44 @@ def _backward_kernel(table, extra, r, h_index, t_index, grad, head_pieces, tail_
     return torch.stack(grad_heads, dim=1), torch.stack(grad_tails, dim=1), grad_r
 
 
+def _backward_chunk_kernel(
+    table, extra, r, h_index, t_index, grad, rows, head_pieces, tail_pieces, extra_piece, p, weights
+):
+    """Return :func:`_backward_kernel` of the rows ``rows``.
+
+    The rows are gathered here rather than sliced by the caller: slices are views at varying storage offsets, on which
+    Dynamo's guards would compile the kernel once more per chunk.
+    """
+    return _backward_kernel(
+        table,
+        extra,
+        r[rows],
+        h_index[rows],
+        t_index[rows],
+        grad[rows],
+        head_pieces,
+        tail_pieces,
+        extra_piece,
+        p,
+        weights,
+    )
+
+
+def _backward_scatter_kernel(
+    table, extra, r, h_index, t_index, grad, head_pieces, tail_pieces, extra_piece, p, weights
+):
+    """Return the gradients of the table and ``extra`` (one tensor, extra's rows last) and of each row's r."""
+    grad_heads, grad_tails, grad_r = _backward_kernel(
+        table, extra, r, h_index, t_index, grad, head_pieces, tail_pieces, extra_piece, p, weights
+    )
+    dim = table.shape[1]
+    grad_rows = table.new_zeros(table.shape[0] + (0 if extra is None else extra.shape[0]), dim)
+    heads, tails = sorted(set(head_pieces)), sorted(set(tail_pieces))
+    grad_rows = grad_rows.index_add(0, _columns(h_index, heads).reshape(-1), grad_heads.reshape(-1, dim))
+    grad_rows = grad_rows.index_add(0, _columns(t_index, tails).reshape(-1), grad_tails.reshape(-1, dim))
+    return grad_rows, grad_r
+
+
 class _TermDistances(torch.autograd.Function):
     r"""Autograd function of :func:`term_distances` (for $p \in \{1, 2\}$)."""
 
@@ -243,44 +301,82 @@ class _TermDistances(torch.autograd.Function):
         ctx.settings = (head_pieces, tail_pieces, extra_piece, p, weights)
         ctx.large = large
         name = f"term_distances_forward_p{p}"
+        # detached: Dynamo guards on requires_grad, and the twins rows require it while the positives' zero rows do not
+        table, extra, r = _detached(table, extra, r)
         return run_fused(name, _forward_kernel, large, table, extra, r, h_index, t_index, *ctx.settings)
 
     @staticmethod
     def backward(ctx, grad):
         table, extra, r, h_index, t_index = ctx.saved_tensors
+        table, extra, r, grad = _detached(table, extra, r, grad)
         head_pieces, tail_pieces, _, p, _ = ctx.settings
         heads, tails = sorted(set(head_pieces)), sorted(set(tail_pieces))
         # one buffer for the table and the extra rows; the two gradients are views of it
         num_rows, dim = table.shape[0] + (0 if extra is None else extra.shape[0]), table.shape[1]
-        grad_rows = table.new_zeros(num_rows, dim) if ctx.needs_input_grad[0] or ctx.needs_input_grad[1] else None
+        needs_rows = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        if needs_rows and dim <= _FUSED_SCATTER_MAX_DIM and torch.get_num_threads() <= _FUSED_SCATTER_MAX_THREADS:
+            grad_rows, grad_r = run_fused(
+                f"term_distances_backward_scatter_p{p}",
+                _backward_scatter_kernel,
+                ctx.large,
+                table,
+                extra,
+                r,
+                h_index,
+                t_index,
+                grad,
+                *ctx.settings,
+            )
+            return _TermDistances._gradients(ctx, table, grad_rows, grad_r)
+        grad_rows = table.new_zeros(num_rows, dim) if needs_rows else None
         grad_r = torch.empty_like(r) if ctx.needs_input_grad[2] else None
         # chunks keep each dense gradient small enough for the allocator to reuse its memory instead of mapping
         # (and page-faulting) fresh pages on every call
         chunk_rows = max(1, _BACKWARD_CHUNK_ELEMENTS // dim)
-        for start in range(0, r.shape[0], chunk_rows):
-            rows = slice(start, start + chunk_rows)
+        bounds = list(range(0, r.shape[0], chunk_rows)) + [r.shape[0]]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            # no chunk of one row: Dynamo would specialise the compiled kernel on its size and compile it again
+            del bounds[-2]
+        for start, stop in zip(bounds, bounds[1:]):
+            rows = slice(start, stop)
             grad_heads, grad_tails, chunk_grad_r = run_fused(
                 f"term_distances_backward_p{p}",
-                _backward_kernel,
+                _backward_chunk_kernel,
                 ctx.large,
                 table,
                 extra,
-                r[rows],
-                h_index[rows],
-                t_index[rows],
-                grad[rows],
+                r,
+                h_index,
+                t_index,
+                grad,
+                torch.arange(start, stop, device=r.device),
                 *ctx.settings,
             )
             if grad_rows is not None:
-                grad_rows.index_add_(0, h_index[rows][:, heads].reshape(-1), grad_heads.reshape(-1, dim))
-                grad_rows.index_add_(0, t_index[rows][:, tails].reshape(-1), grad_tails.reshape(-1, dim))
+                grad_rows.index_add_(0, _columns(h_index[rows], heads).reshape(-1), grad_heads.reshape(-1, dim))
+                grad_rows.index_add_(0, _columns(t_index[rows], tails).reshape(-1), grad_tails.reshape(-1, dim))
             if grad_r is not None:
                 grad_r[rows] = chunk_grad_r
+        return _TermDistances._gradients(ctx, table, grad_rows, grad_r)
+
+    @staticmethod
+    def _gradients(ctx, table, grad_rows, grad_r):
+        """Split the rows' gradient into the table's and extra's, and return the gradients of all inputs."""
         grad_table = grad_extra = None
         if grad_rows is not None:
-            grad_table, grad_extra = grad_rows[: table.shape[0]], grad_rows[table.shape[0] :]
-        grad_extra = grad_extra if extra is not None else None
+            grad_table = grad_rows[: table.shape[0]] if ctx.needs_input_grad[0] else None
+            grad_extra = grad_rows[table.shape[0] :] if ctx.needs_input_grad[1] else None
+        grad_r = grad_r if ctx.needs_input_grad[2] else None
         return grad_table, grad_extra, grad_r, None, None, None, None, None, None, None, None
+
+
+def _detached(*tensors: FloatTensor | None) -> tuple[FloatTensor | None, ...]:
+    return tuple(None if tensor is None else tensor.detach() for tensor in tensors)
+
+
+def _columns(index: LongTensor, columns: list[int]) -> LongTensor:
+    """Select columns of an index matrix; all of them in order is the matrix itself (no copy)."""
+    return index if columns == list(range(index.shape[1])) else index[:, columns]
 
 
 def _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces):
@@ -354,7 +450,9 @@ def term_distances(
     Rows of one piece may instead come from a second table ``extra``: an index $m + j$ past the end of the table
     (of $m$ rows) means row $j$ of ``extra``, which spares concatenating the two.
 
-    On the CPU, large inputs run a fused (compiled) forward and a backward in chunks of rows. Where
+    On the CPU, large inputs run a fused (compiled) forward and a backward in chunks of rows (for $d \le 32$ and one
+    thread: all rows at once, the additions into the table inside the compiled kernel). Rows without extra rows run
+    the same compiled kernels as rows with them (two zero rows stand in for ``extra``). Where
     :func:`uses_dense_path` holds (accelerators), all rows and terms run in a few batched kernels instead, with one
     :meth:`~torch.Tensor.index_add_` per side in the backward and no host-device synchronisation.
 
@@ -372,6 +470,7 @@ def term_distances(
     """
     head_pieces, tail_pieces = tuple(head_pieces), tuple(tail_pieces)
     weights = (1.0,) * len(head_pieces) if weights is None else tuple(float(weight) for weight in weights)
+    twins_piece = extra_piece
     if extra is None:
         extra_piece = None
     # about eight element operations per term and dimension, forward and backward
@@ -383,6 +482,12 @@ def term_distances(
         # every piece may point into extra here; unit weights need no multiplication
         weight_tensor = None if all(weight == 1 for weight in weights) else _constant(weights, table.device)
         return _DenseTermDistances.apply(table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weight_tensor)
+    if extra is None and twins_piece is not None:
+        # rows without extra rows (the positives) run the same compiled kernels as rows with them: two zero rows
+        # that no index points to (Dynamo specialises sizes 0 and 1), instead of a second graph to compile
+        extra, extra_piece = table.new_zeros(2, table.shape[1]), twins_piece
+    elif extra is not None and extra.shape[0] < 2:
+        extra = torch.cat([extra, extra.new_zeros(2 - extra.shape[0], extra.shape[1])])
     return _TermDistances.apply(
         table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights, large
     )
@@ -403,7 +508,9 @@ def piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: boo
     :param normalize: whether to L2-normalise each row
     :return: shape: (3n, d)
     """
-    large = structural.numel() * 24 >= _COMPILE_MIN_WORK
+    # about 24 element operations per entry, forward and backward, and a dozen eager kernels: compiled pays from
+    # 100k entries (14.5k entities at d = 8: 1.0 against 2.9 ms per step)
+    large = structural.numel() * 96 >= _COMPILE_MIN_WORK
     return run_fused("piece_table", _piece_table, large, structural, multimodal, normalize)
 
 

@@ -222,20 +222,30 @@ class VBKGC(
             )
             rows = table.shape[0] + torch.arange(entities.numel(), device=index.device).view_as(entities)
             index[..., 3] = torch.where(twins, rows, index[..., 3])
-        elif twins.any():
-            # the sum piece of a twins pair (e, e') is n(e_s + e'_m): one extra row per twins id, after the table;
-            # index_select, not indexing: its backward is an index_add_, much faster than index_put_ on CPU
-            sums = self.interaction.twins_sum_pieces(
-                structural.index_select(0, original[twins]), multimodal.index_select(0, replacement[twins])
-            )
-            index[..., 3][twins] = table.shape[0] + torch.arange(sums.shape[0], device=index.device)
+        else:
+            # the positions of the twins ids, searched once (each boolean selection would search the mask again)
+            positions = twins.reshape(-1).nonzero().squeeze(dim=1)
+            if positions.numel():
+                # the sum piece of a twins pair (e, e') is n(e_s + e'_m): one extra row per twins id, after the
+                # table; index_select, not indexing: its backward is an index_add_, much faster than index_put_
+                rows = table.shape[0] + torch.arange(positions.numel(), device=index.device)
+                index.view(-1, index.shape[-1])[positions, 3] = rows
+                # one more (unused) row: with as many sum rows as rows (every sLCWA negative has a twins id), the
+                # compiled kernels would guard on that equality, which the positives then fail (a second graph)
+                positions = torch.cat([positions, positions[:1]])
+                sums = self.interaction.twins_sum_pieces(
+                    structural.index_select(0, original.reshape(-1).index_select(0, positions)),
+                    multimodal.index_select(0, replacement.reshape(-1).index_select(0, positions)),
+                )
         (relations,) = self.relation_representations
         return self.interaction.score_rows(
             table=table,
-            h_index=index[:, 0],
+            # contiguous copies, not views: the storage offset of a view is one more size that compiled kernels
+            # guard on (and compile again for)
+            h_index=index[:, 0].contiguous(),
             relations=relations(indices=None),
             r_index=hrt_batch[:, 1],
-            t_index=index[:, 1],
+            t_index=index[:, 1].contiguous(),
             twins_sums=sums,
         ).unsqueeze(dim=-1)
 

@@ -372,7 +372,7 @@ def _mixed_batch(num_entities: int, num_rows: int = 60) -> torch.Tensor:
     return hrt
 
 
-@pytest.mark.parametrize("path", ["eager", "compiled", "dense"])
+@pytest.mark.parametrize("path", ["eager", "compiled", "fused", "fused-compiled", "dense"])
 @pytest.mark.parametrize("p", [1, 2, 3])
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("term_weights", [None, "mm=0.25,all=3,sm=0"], ids=["unweighted", "weighted"])
@@ -381,12 +381,17 @@ def test_training_path_scores_and_gradients_equal_autograd(
 ):
     """The piece-table training path (hand-written backward) equals autograd through the generic interaction.
 
-    ``dense`` is the accelerators' path (no chunks, no host-side twins mask), run here on the CPU.
+    ``dense`` is the accelerators' path (no chunks, no host-side twins mask), run here on the CPU. ``fused`` adds
+    the gradients into the table inside the backward kernel, all rows at once (the CPU path for small d); the
+    other CPU paths add them chunk by chunk with ``index_add_``.
     """
-    compiled = path == "compiled"
+    compiled = path.endswith("compiled")
+    fused = path.startswith("fused")
     monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0 if compiled else 10**15)
     monkeypatch.setattr(kernels_module, "_compiled", {})
     monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", path == "dense")
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_DIM", 16 if fused else 0)
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_THREADS", 10**6)
     # 7 rows per backward chunk (d = 4): the 60 rows run through several chunks
     monkeypatch.setattr(kernels_module, "_BACKWARD_CHUNK_ELEMENTS", 7 * 4)
     model = VBKGC(
@@ -402,20 +407,69 @@ def test_training_path_scores_and_gradients_equal_autograd(
     hrt = _mixed_batch(model.num_entities)
     weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
 
-    def scores_and_gradients(score):
-        model.zero_grad()
-        scores = score(hrt)
-        (scores * weights).sum().backward()
-        return scores.detach(), [param.grad.clone() for param in model.parameters() if param.requires_grad]
-
-    fast, fast_gradients = scores_and_gradients(model.score_hrt)
-    # ERModel.score_hrt looks the pieces up through the TwinsViews and lets autograd differentiate the interaction
-    reference, reference_gradients = scores_and_gradients(lambda x: ERModel.score_hrt(model, x))
-    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
-    for fast_gradient, reference_gradient in zip(fast_gradients, reference_gradients, strict=True):
-        torch.testing.assert_close(fast_gradient, reference_gradient, rtol=1e-4, atol=1e-5)
+    _assert_training_path_equals_autograd(model, hrt, weights)
     if compiled and p in (1, 2):
-        assert kernels_module._compiled[f"term_distances_backward_p{p}"] is not False
+        name = "term_distances_backward_scatter" if fused else "term_distances_backward"
+        assert kernels_module._compiled[f"{name}_p{p}"] is not False
+
+
+@pytest.mark.parametrize("path", ["eager", "compiled", "fused", "fused-compiled"])
+@pytest.mark.parametrize("p", [1, 2])
+def test_rows_without_twins_ids_equal_autograd(tiny_factory, tiny_features, monkeypatch, path, p):
+    """Plain rows (the positives: no extra rows, zero rows stand in for them) equal autograd, too."""
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0 if path.endswith("compiled") else 10**15)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_DIM", 16 if path.startswith("fused") else 0)
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_THREADS", 10**6)
+    monkeypatch.setattr(kernels_module, "_BACKWARD_CHUNK_ELEMENTS", 7 * 4)
+    model = VBKGC(
+        triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, scoring_fct_norm=p, random_seed=5
+    )
+    hrt = torch.randint(0, model.num_entities, (40, 3), generator=torch.Generator().manual_seed(2))
+    hrt[:, 1] %= 2
+    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
+
+    _assert_training_path_equals_autograd(model, hrt, weights)
+
+
+def test_positives_and_negatives_share_the_compiled_kernels(tiny_factory, tiny_features, monkeypatch):
+    """One graph per kernel serves rows with and without twins ids, and small calls once it is compiled.
+
+    A cold compilation costs seconds per graph, so the sLCWA step must not compile a second graph for the
+    positives (no extra rows), and positives below the size threshold run the kernels compiled for the negatives.
+    """
+    compiled_frames, calls = [], []
+
+    def counting_backend(graph_module, example_inputs):
+        compiled_frames.append(graph_module)
+
+        def run(*args):
+            calls.append(len(compiled_frames))
+            return graph_module.forward(*args)
+
+        return run
+
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda function, **kwargs: real_compile(function, backend=counting_backend, **kwargs)
+    )
+    monkeypatch.setattr(kernels_module, "_compiled", {})
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    negatives = _mixed_batch(model.num_entities, num_rows=60)
+    positives = negatives[2::3][:8]  # plain triples: the third row of each group of three has no twins id
+    assert (positives < model.num_entities).all()
+    # only the 60 negatives are large enough to compile: 60 rows * 4 dims * 5 terms * 8
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 60 * 4 * 5 * 8)
+    torch._dynamo.reset()
+    model.score_hrt(negatives).sum().backward()
+    frames = len(compiled_frames)
+    assert frames > 0
+    calls.clear()
+    model.score_hrt(positives).sum().backward()
+    model.score_hrt(negatives).sum().backward()
+    # positives and negatives ran compiled graphs, and nothing was compiled again
+    assert len(compiled_frames) == frames
+    assert len(calls) >= 4
 
 
 def test_entity_tables_are_shared_within_a_step(tiny_factory, tiny_features):
@@ -530,3 +584,20 @@ def test_pairwise_l1_gradients_are_the_signs_weighted_by_the_upstream_gradient(m
     (torch.cdist(x_reference, y_reference, p=1) * weights).sum().backward()
     torch.testing.assert_close(x.grad, x_reference.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(y.grad, y_reference.grad, rtol=1e-5, atol=1e-5)
+
+
+def _assert_training_path_equals_autograd(model: VBKGC, hrt: torch.Tensor, weights: torch.Tensor) -> None:
+    """Check VBKGC's training path (score_hrt) against ERModel.score_hrt, which lets autograd differentiate."""
+
+    def scores_and_gradients(score):
+        model.zero_grad()
+        scores = score(hrt)
+        (scores * weights).sum().backward()
+        return scores.detach(), [param.grad.clone() for param in model.parameters() if param.requires_grad]
+
+    fast, fast_gradients = scores_and_gradients(model.score_hrt)
+    # ERModel.score_hrt looks the pieces up through the TwinsViews and lets autograd differentiate the interaction
+    reference, reference_gradients = scores_and_gradients(lambda x: ERModel.score_hrt(model, x))
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    for fast_gradient, reference_gradient in zip(fast_gradients, reference_gradients, strict=True):
+        torch.testing.assert_close(fast_gradient, reference_gradient, rtol=1e-4, atol=1e-5)
