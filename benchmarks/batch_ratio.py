@@ -17,16 +17,15 @@ import argparse
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
 try:  # run as a script from the repository root
-    from profile_step import make_models
-    from speed import DEFAULT_DATA, load
+    from profile_step import add_model_arguments, make_models, train_step
+    from speed import load
 except ImportError:  # pragma: no cover
-    from benchmarks.profile_step import make_models
-    from benchmarks.speed import DEFAULT_DATA, load
+    from benchmarks.profile_step import add_model_arguments, make_models, train_step
+    from benchmarks.speed import load
 
 
 def batches(loop, train, batch_size: int) -> Iterator:
@@ -38,34 +37,21 @@ def batches(loop, train, batch_size: int) -> Iterator:
 
 
 def train_batch(loop, batch) -> float:
-    """Train one batch as PyKEEN's loop does (forward, backward, loss as a float, step); return its seconds."""
-    model = loop.model
+    """Train one batch as PyKEEN's loop does (see :func:`profile_step.train_step`); return its seconds."""
     start = time.perf_counter()
-    loss = loop._process_batch(batch=batch, start=0, stop=loop._get_batch_size(batch))
-    loss.backward()
-    float(loss.item())
-    model.post_forward_pass()
-    loop.optimizer.step()
-    loop.optimizer.zero_grad(set_to_none=True)
-    model.post_parameter_update()
-    if model.device.type == "cuda":
-        torch.cuda.synchronize(model.device)
+    train_step(loop, batch)
+    if loop.model.device.type == "cuda":
+        torch.cuda.synchronize(loop.model.device)
     return time.perf_counter() - start
 
 
 def main() -> None:
     """Alternate the two models' batches and report the medians."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory with train/valid/test.txt")
-    parser.add_argument("--embedding-dim", type=int, default=128)
-    parser.add_argument("--feature-dim", type=int, default=768)
-    parser.add_argument("--num-negatives", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=2048)
+    add_model_arguments(parser)
     parser.add_argument("--warmup", type=int, default=5, help="rounds before timing (compilation, caches)")
     parser.add_argument("--batches", type=int, default=60, help="timed rounds (one batch per model each)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--training-loop", default="slcwa", help="slcwa (PyKEEN's) or deviceslcwa")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -65,6 +65,25 @@ def _phase(name: str, device: torch.device, seconds: dict, syncs: Counter):
     syncs[name] += sum("synchroniz" in str(warning.message) for warning in caught)
 
 
+def train_step(loop, batch, phase=lambda name: contextlib.nullcontext()) -> None:
+    """Train one batch as PyKEEN's loop does; ``phase(name)`` wraps its forward, backward and step phases."""
+    model = loop.model
+    with phase("forward"):
+        size = loop._get_batch_size(batch)
+        loss = loop._process_batch(batch=batch, start=0, stop=size)
+    with phase("backward"):
+        loss.backward()
+        # as PyKEEN's _forward_pass: a finiteness check and the loss as a float, two syncs per batch
+        if not torch.isfinite(loss):
+            raise RuntimeError("non-finite loss")
+        float(loss.item())
+        model.post_forward_pass()
+    with phase("step"):
+        loop.optimizer.step()
+        loop.optimizer.zero_grad(set_to_none=True)
+        model.post_parameter_update()
+
+
 def run_batches(loop, train, batch_size: int, num_batches: int, seconds: dict, syncs: Counter) -> None:
     """Run ``num_batches`` training batches of the loop, phase by phase, as PyKEEN's loop does."""
     model = loop.model
@@ -76,20 +95,18 @@ def run_batches(loop, train, batch_size: int, num_batches: int, seconds: dict, s
     for _ in range(num_batches):
         with _phase("data", model.device, seconds, syncs):
             batch = next(batches)
-        with _phase("forward", model.device, seconds, syncs):
-            size = loop._get_batch_size(batch)
-            loss = loop._process_batch(batch=batch, start=0, stop=size)
-        with _phase("backward", model.device, seconds, syncs):
-            loss.backward()
-            # as PyKEEN's _forward_pass: a finiteness check and the loss as a float, two syncs per batch
-            if not torch.isfinite(loss):
-                raise RuntimeError("non-finite loss")
-            float(loss.item())
-            model.post_forward_pass()
-        with _phase("step", model.device, seconds, syncs):
-            loop.optimizer.step()
-            loop.optimizer.zero_grad(set_to_none=True)
-            model.post_parameter_update()
+        train_step(loop, batch, phase=lambda name: _phase(name, model.device, seconds, syncs))
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the data, model and device arguments that :func:`make_models` reads."""
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory with train/valid/test.txt")
+    parser.add_argument("--embedding-dim", type=int, default=128)
+    parser.add_argument("--feature-dim", type=int, default=768)
+    parser.add_argument("--num-negatives", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 
 
 def make_models(train, args, device: torch.device, training_loop: str = "slcwa") -> dict:
@@ -149,18 +166,12 @@ def summarise(name: str, prof, seconds: dict, syncs: Counter, num_batches: int, 
 def main() -> None:
     """Profile both models."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory with train/valid/test.txt")
-    parser.add_argument("--embedding-dim", type=int, default=128)
-    parser.add_argument("--feature-dim", type=int, default=768)
-    parser.add_argument("--num-negatives", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=2048)
+    add_model_arguments(parser)
     parser.add_argument("--warmup", type=int, default=5, help="batches before profiling (compilation, caches)")
     parser.add_argument("--batches", type=int, default=10, help="profiled batches per model")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--training-loops", nargs="+", default=["slcwa", "deviceslcwa"], help="slcwa (PyKEEN's) and/or deviceslcwa"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--output", type=Path, default=None, help="write the summary here (Markdown)")
     args = parser.parse_args()
     if args.threads:
