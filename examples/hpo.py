@@ -95,7 +95,7 @@ def main(
     """Search the paper's grid for VBKGC + twins with PyKEEN's hpo_pipeline."""
     from pykeen.hpo import hpo_pipeline
 
-    from pykeen_vbkgc.cli import load_dataset_and_features
+    from pykeen_vbkgc.dataset_loading import load_dataset_and_features
     from pykeen_vbkgc.hpo import PAPER_NUMBERS_OF_BATCHES, batch_sizes_for, paper_hpo_ranges
 
     logging.basicConfig(level=logging.WARNING)

@@ -68,7 +68,8 @@ from pykeen.triples import CoreTriplesFactory
 from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInstances, SLCWABatch
 from pykeen.typing import FloatTensor
 
-from .cli import dataset_options, load_dataset_and_features, quiet_library_logs, settings_options
+from .cli import dataset_options, quiet_library_logs, settings_options
+from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 
