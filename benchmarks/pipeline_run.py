@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -51,6 +52,8 @@ class TimeBudget(TrainingCallback):
 
     def post_epoch(self, epoch: int, epoch_loss: float, **kwargs) -> None:  # noqa: D102
         self.epochs = epoch
+        # one line per epoch, so that a long run's progress can be followed in its log
+        print(f"epoch {epoch} loss {epoch_loss:.5f} at {time.perf_counter() - self.start:.0f} s", flush=True)
         if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
             self.training_loop._should_stop = True
 
@@ -72,6 +75,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=HERE.parent / "results" / "pipeline_runs.jsonl")
     args = parser.parse_args()
 
+    # the early stopper logs its validation results at INFO
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pykeen.stoppers").setLevel(logging.INFO)
     extra = json.loads(args.kwargs)
     budget = TimeBudget(args.time_budget)
     # the command line's epochs and batch size win over a preset's
