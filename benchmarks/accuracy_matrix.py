@@ -52,9 +52,27 @@ TRANSE_MARGIN = (
     ),
 )
 
+#: the best VBKGC configuration of the WN9 study (issue 10) without its learning rate: p 1, unit relations, text
+#: terms weighted 0.03, margin 24, 16 filtered negatives
+WN9_STUDY = dict(
+    model_kwargs=dict(scoring_fct_norm=1, normalize_relations=True, term_weights="mm=0.03,sm=0.03,ms=0.03,all=0.03"),
+    loss="meanmarginranking",
+    loss_kwargs=dict(margin=24.0),
+    negative_sampler_kwargs=dict(num_negs_per_pos=16, filtered=True),
+)
+
+#: what pipeline() users get from VBKGC with the dataset's preset (only the budget set), and its ablations: the normal
+#: sampler, the structural term alone, random features
+DEFAULTS_ABLATIONS: dict[str, tuple[str, str, dict]] = {
+    "vbkgc-normal-defaults": ("vbkgc", "basic", {}),
+    "vbkgc-ss-defaults": ("vbkgc", "twins", dict(model_kwargs=dict(score_terms="ss"))),
+    "vbkgc-random-defaults": ("vbkgc", "twins", dict(model_kwargs=dict(features="random"))),
+}
+
 #: label -> (model, sampler, pipeline keyword arguments)
 MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     "fb15k237": {
+        **DEFAULTS_ABLATIONS,
         "transe-nssa9-k64": ("transe", "basic", nssa(9, 64)),
         "transe-nssa9-k64-lr1e-2": ("transe", "basic", nssa(9, 64, lr=1e-2)),
         "vbkgc-defaults": ("vbkgc", "twins", {}),
@@ -72,7 +90,9 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     },
     # the defaults question of issue 18 on WN9: every row at the pipeline's learning rate 1e-3 unless named
     "wn9": {
+        # since 2026-12-04 (second session) the "defaults" rows get WN9's preset from the dataset
         "vbkgc-defaults": ("vbkgc", "twins", {}),
+        **DEFAULTS_ABLATIONS,
         "vbkgc-twins-nssa2-k64": ("vbkgc", "twins", nssa(2, 64)),
         "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
         "vbkgc-twins-nssa5-k64": ("vbkgc", "twins", nssa(5, 64)),
@@ -98,6 +118,52 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             BEST.pipeline_kwargs(model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
         ),
         "vbkgc-ss-best-preset": ("vbkgc", "twins", BEST.pipeline_kwargs(model_kwargs=dict(score_terms="ss"))),
+        # the tuned WN9 configuration of the issue-10 study (docs/study/wn9-twins-best-config.json) at lr 1e-3
+        "vbkgc-twins-wn9study-lr1e-3": ("vbkgc", "twins", WN9_STUDY),
+        "vbkgc-twins-wn9study-lr1e-3-unfiltered": (
+            "vbkgc",
+            "twins",
+            {**WN9_STUDY, "negative_sampler_kwargs": dict(num_negs_per_pos=16)},
+        ),
+        "vbkgc-twins-wn9study-lr1e-3-w0.01": (
+            "vbkgc",
+            "twins",
+            {
+                **WN9_STUDY,
+                "model_kwargs": {**WN9_STUDY["model_kwargs"], "term_weights": "mm=0.01,sm=0.01,ms=0.01,all=0.01"},
+            },
+        ),
+        "vbkgc-twins-wn9study-lr1e-3-free-relations": (
+            "vbkgc",
+            "twins",
+            {**WN9_STUDY, "model_kwargs": {**WN9_STUDY["model_kwargs"], "normalize_relations": False}},
+        ),
+        "vbkgc-twins-wn9study-lr1e-3-m12": ("vbkgc", "twins", {**WN9_STUDY, "loss_kwargs": dict(margin=12.0)}),
+        "vbkgc-twins-wn9study-lr1e-3-m6": ("vbkgc", "twins", {**WN9_STUDY, "loss_kwargs": dict(margin=6.0)}),
+        "vbkgc-twins-wn9study-lr1e-3-m12-free-relations": (
+            "vbkgc",
+            "twins",
+            {
+                **WN9_STUDY,
+                "loss_kwargs": dict(margin=12.0),
+                "model_kwargs": {**WN9_STUDY["model_kwargs"], "normalize_relations": False},
+            },
+        ),
+        "vbkgc-twins-wn9study-lr1e-3-k64": (
+            "vbkgc",
+            "twins",
+            {**WN9_STUDY, "negative_sampler_kwargs": dict(num_negs_per_pos=64, filtered=True)},
+        ),
+        "vbkgc-ss-wn9study-lr1e-3": (
+            "vbkgc",
+            "twins",
+            {**WN9_STUDY, "model_kwargs": {**WN9_STUDY["model_kwargs"], "score_terms": "ss"}},
+        ),
+        "vbkgc-random-wn9study-lr1e-3": (
+            "vbkgc",
+            "twins",
+            {**WN9_STUDY, "model_kwargs": {**WN9_STUDY["model_kwargs"], "features": "random"}},
+        ),
     },
     # the embedded demo (500 entities): how fast the defaults leave the self-candidate trap
     "demo": {

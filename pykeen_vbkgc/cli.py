@@ -13,8 +13,14 @@ from pathlib import Path
 
 import click
 
-from .dataset_loading import as_triples_directory, load_dataset_and_features, open_dataset, open_triples_directory
-from .defaults import BEST, PRESETS, Preset, get_preset
+from .dataset_loading import (
+    as_triples_directory,
+    dataset_preset_name,
+    load_dataset_and_features,
+    open_dataset,
+    open_triples_directory,
+)
+from .defaults import PRESETS, Preset, get_preset
 from .encoders.cli import encode, merge_features
 from .run_files import RUN_RECORD
 
@@ -105,15 +111,16 @@ def dataset_options(command):
 def settings_options(command):
     """Add the options of the VBKGC settings and hand the command one ``settings`` :class:`Preset` instead.
 
-    Every option left out takes its value from ``--preset`` (:mod:`pykeen_vbkgc.defaults`), so that the commands
-    share the defaults of the Python model.
+    Every option left out takes its value from ``--preset`` (:mod:`pykeen_vbkgc.defaults`), by default the preset of
+    ``--dataset`` (:func:`~pykeen_vbkgc.dataset_loading.dataset_preset_name`), so that the commands share the
+    defaults of the Python model.
     """
     fields = ("embedding_dim", "num_negatives", "margin", "scoring_fct_norm", "normalize_relations")
     fields += ("projection_lr_scale", "term_weights", "learning_rate", "batch_size")
 
     @functools.wraps(command)
     def wrapper(**kwargs):
-        preset = get_preset(kwargs.pop("preset"))
+        preset = get_preset(kwargs.pop("preset") or dataset_preset_name(kwargs.get("dataset")))
         values = {field: kwargs.pop(field) for field in fields}
         if values["term_weights"] is not None:
             check_term_weights(values["term_weights"], kwargs.get("score_terms"))
@@ -125,9 +132,10 @@ def settings_options(command):
         click.option(
             "--preset",
             type=click.Choice(sorted(PRESETS)),
-            default=BEST.name,
-            show_default=True,
-            help="Defaults of the options below: 'best' (best-known settings) or 'paper' (the paper's configuration).",
+            default=None,
+            help="Defaults of the options below: 'wn9' or 'fb15k237' (the best-known settings of those datasets), "
+            "'best' (the best-known settings for other graphs) or 'paper' (the paper's configuration). Default: the "
+            "dataset's preset (wn9 for wn9, fb15k237 for fb15k237multimodal), else best.",
         ),
         click.option(
             "--embedding-dim",

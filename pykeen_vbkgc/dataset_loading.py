@@ -82,6 +82,26 @@ def load_dataset_and_features(
     return dataset_instance, features
 
 
+def dataset_preset_name(dataset: str | None) -> str:
+    """Return the name of the VBKGC preset of a command's ``--dataset``: the dataset's own, else ``"best"``.
+
+    :param dataset: a registered dataset name (e.g. ``wn9``, whose preset is ``"wn9"``), or your own graph's
+        directory
+    :return: the preset's name (see :mod:`pykeen_vbkgc.defaults`)
+    """
+    from pykeen.datasets import dataset_resolver
+
+    from .defaults import BEST
+
+    if dataset is None or Path(dataset).expanduser().is_dir():
+        return BEST.name
+    try:
+        dataset_cls = dataset_resolver.lookup(dataset)
+    except (KeyError, ValueError):  # an unknown name is reported when the dataset is opened
+        return BEST.name
+    return getattr(dataset_cls, "preset", None) or BEST.name
+
+
 def open_dataset(dataset: str, dataset_directory: Path | None) -> Dataset:
     """Open the dataset of a command's ``--dataset`` and ``--dataset-directory``.
 

@@ -44,6 +44,7 @@ from pykeen.triples import CoreTriplesFactory, TriplesFactory
 from pykeen.triples.triples_factory import create_entity_mapping, create_relation_mapping
 from pystow.utils import download
 
+from .defaults import PRESET_METADATA_KEY
 from .features import FEATURES_METADATA_KEY, EntityFeatures, load_features
 
 __all__ = [
@@ -307,6 +308,8 @@ class MultimodalDataset(LazyDataset):
     images_env: ClassVar[str | None] = None
     #: how to get the data when it cannot be downloaded (appended to the missing-files error)
     source_hint: ClassVar[str] = ""
+    #: the name of the VBKGC preset for this dataset (see :mod:`pykeen_vbkgc.defaults`), or None for the general one
+    preset: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -454,6 +457,9 @@ class MultimodalDataset(LazyDataset):
         if self.has_features:
             # VBKGC reads its features from here when it is given none (see pykeen_vbkgc.model)
             metadata[FEATURES_METADATA_KEY] = str(self.features_path.resolve())
+        if self.preset is not None:
+            # VBKGC takes the settings it is not given from this preset (see pykeen_vbkgc.defaults.preset_for)
+            metadata[PRESET_METADATA_KEY] = self.preset
         self._training = TriplesFactory.from_labeled_triples(
             training, create_inverse_triples=self._create_inverse_triples, metadata=metadata, **kwargs
         )
@@ -721,6 +727,7 @@ class FB15k237Multimodal(MultimodalDataset):
     required_files = (*SPLIT_FILES, "entity2text.txt")
     optional_files = ("entity2wikidata.json", "relation2text.txt")
     directory_env = FB15K237_DIRECTORY_ENV
+    preset = "fb15k237"
     images_env = FB15K237_IMAGES_ENV
     # the triples are line-for-line those of the original release (PyKEEN's source, a zip from Microsoft); these
     # plain-text copies let every file be checked on its own
@@ -817,6 +824,7 @@ class WN9(MultimodalDataset):
     optional_files = ("image_list.txt", "image2count.txt")
     directory_env = WN9_DIRECTORY_ENV
     images_env = WN9_IMAGES_ENV
+    preset = "wn9"
     source_hint = (
         "WN9-IMG is published only inside a RAR archive (https://github.com/thunlp/IKRL, data.rar) and cannot be "
         "downloaded automatically; docs/datasets.md shows how to build the directory from it."

@@ -485,7 +485,7 @@ def main(
             features=features,
             feature_dim=None if features is not None else feature_dim,
             **settings.model_kwargs(),
-            loss="meanmarginranking",
+            loss=settings.loss,
             loss_kwargs=dict(margin=settings.margin),
             random_seed=seed,
         ),

@@ -20,9 +20,9 @@ from pykeen.typing import FloatTensor, InductiveMode, Initializer, LongTensor
 from pykeen.utils import set_random_seed
 from torch import nn
 
-from .defaults import BEST
+from .defaults import BEST, Preset, get_preset, preset_for
 from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, load_features, validate_matrix
-from .interaction import VBKGCInteraction
+from .interaction import SCORE_TERMS, VBKGCInteraction, normalize_score_terms, normalize_term_weights
 from .kernels import uses_dense_path
 from .loss import MeanMarginRankingLoss
 from .representation import TwinsView
@@ -78,13 +78,12 @@ class VBKGC(
         github: zjukg/NATIVE
     """
 
-    #: The default strategy for optimizing the model's hyper-parameters: the paper fixes d = 128; the settings of
-    #: :data:`~pykeen_vbkgc.defaults.BEST` are fixed, too (tune them explicitly with ``model_kwargs_ranges``)
+    #: The default strategy for optimizing the model's hyper-parameters: the paper fixes d = 128; the settings of the
+    #: dataset's preset (:func:`~pykeen_vbkgc.defaults.preset_for`) are fixed, too, by leaving them out here (tune
+    #: them explicitly with ``model_kwargs_ranges``)
     hpo_default: ClassVar[Mapping[str, Any]] = dict(
         embedding_dim=dict(type="categorical", choices=[BEST.embedding_dim]),
-        scoring_fct_norm=dict(type="categorical", choices=[BEST.scoring_fct_norm]),
         normalize_relations=dict(type="categorical", choices=[BEST.normalize_relations]),
-        projection_lr_scale=dict(type="categorical", choices=[BEST.projection_lr_scale]),
     )
     #: The default loss function class; also used when :func:`pykeen.pipeline.pipeline` is given no ``loss``
     loss_default = MeanMarginRankingLoss
@@ -101,23 +100,26 @@ class VBKGC(
         feature_dim: int | None = None,
         min_feature_coverage: float = MIN_FEATURE_COVERAGE,
         embedding_dim: int = BEST.embedding_dim,
-        scoring_fct_norm: float = BEST.scoring_fct_norm,
+        scoring_fct_norm: float | None = None,
         normalize: bool = BEST.normalize,
         normalize_relations: bool | None = BEST.normalize_relations,
         score_terms: str | Iterable[str] | None = None,
-        term_weights: Mapping[str, float] | str | None = BEST.term_weights,
+        term_weights: Mapping[str, float] | str | None = None,
         entity_initializer: Hint[Initializer] = xavier_uniform_,
         relation_initializer: Hint[Initializer] = xavier_uniform_,
         projection_bias: bool = False,
-        projection_lr_scale: float = BEST.projection_lr_scale,
+        projection_lr_scale: float | None = None,
+        preset: str | None = None,
         loss: Loss | str | type[Loss] | None = None,
         loss_kwargs: Mapping[str, Any] | None = None,
         **kwargs,
     ) -> None:
         r"""Initialize VBKGC.
 
-        The defaults are the best-known settings, :data:`pykeen_vbkgc.defaults.BEST`; the paper's configuration is
-        :data:`pykeen_vbkgc.defaults.PAPER` (``**PAPER.model_kwargs()``).
+        The settings left out (``None``) come from a preset of :mod:`pykeen_vbkgc.defaults`: the one that the
+        dataset named in the training triples' metadata (WN9 and FB15k-237 do, see
+        :func:`~pykeen_vbkgc.defaults.preset_for`), else the best-known general settings,
+        :data:`~pykeen_vbkgc.defaults.BEST`. ``preset="paper"`` chooses the paper's configuration.
 
         :param triples_factory: the training triples factory
         :param features: the frozen multimodal features $\mathbf{h}_e$. Either a float tensor of shape
@@ -134,19 +136,22 @@ class VBKGC(
             below it the model raises an error, because most entities would get random features. Set it to 0 to
             accept any coverage.
         :param embedding_dim: the embedding dimension $d$ of structural, multimodal and relation embeddings
-        :param scoring_fct_norm: the order $p$ of the norm in $f(h, r, t) = -\|h + r - t\|_p$
+        :param scoring_fct_norm: the order $p$ of the norm in $f(h, r, t) = -\|h + r - t\|_p$; default: the preset's
         :param normalize: whether to L2-normalise the entity arguments of each TransE term, as in the reference code
         :param normalize_relations: whether to L2-normalise the relation vector, too (OpenKE does, PyKEEN's TransE
             does not); ``None`` follows ``normalize``
         :param score_terms: which of the terms ``ss``, ``mm``, ``sm``, ``ms``, ``all`` to sum (default: all)
-        :param term_weights: a weight per score term, e.g. ``dict(mm=0.1)`` or ``"mm=0.1"``; unnamed terms weigh 1
+        :param term_weights: a weight per score term, e.g. ``dict(mm=0.1)`` or ``"mm=0.1"``; unnamed terms weigh 1.
+            Default: the preset's (its weights of terms that are not scored are dropped); ``{}`` weighs every term 1
         :param entity_initializer: initializer of the structural entity embeddings
         :param relation_initializer: initializer of the relation embeddings
         :param projection_bias: whether the projection $\mathbf{W}$ has a bias
-        :param loss: the loss; default: :class:`~pykeen_vbkgc.MeanMarginRankingLoss` with margin
+        :param preset: the name of the preset for every setting left out (``"best"``, ``"paper"``, ``"wn9"``,
+            ``"fb15k237"``); default: the dataset's (see above)
+        :param loss: the loss; default: the preset's :attr:`~pykeen_vbkgc.defaults.Preset.loss` with its
             :attr:`~pykeen_vbkgc.defaults.Preset.margin`. :func:`pykeen.pipeline.pipeline` always builds a loss and
             hands PyKEEN's ``MarginRankingLoss(margin=1)`` to the model when it was given no ``loss``; VBKGC takes
-            that as "no loss given" and uses its default loss (with the pipeline's ``loss_kwargs``, if any), because
+            that as "no loss given" and uses the preset's loss (with the pipeline's ``loss_kwargs``, if any), because
             a pairwise margin of 1 makes it rank each query's own entity first.
         :param loss_kwargs: keyword arguments of the loss
         :param projection_lr_scale: a factor $s > 0$ on the learning rate of $\mathbf{W}$ under Adam-type optimizers.
@@ -154,6 +159,7 @@ class VBKGC(
             help (see docs/results.md). Implemented as $\mathbf{W} = s \mathbf{V}$ with $\mathbf{V}$ the trained
             parameter (initialised to $\mathbf{W}_0 / s$): Adam moves $\mathbf{V}$ by about the learning rate per
             step whatever the gradient's scale, hence $\mathbf{W}$ by $s$ times that. (Plain SGD would see $s^2$.)
+            Default: the preset's
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
         for name, value in dict(embedding_dim=embedding_dim, feature_dim=feature_dim).items():
@@ -168,10 +174,19 @@ class VBKGC(
             triples_factory=triples_factory,
             min_coverage=min_feature_coverage,
         )
+        settings = preset_for(triples_factory) if preset is None else get_preset(preset)
+        if scoring_fct_norm is None:
+            scoring_fct_norm = settings.scoring_fct_norm
+        if projection_lr_scale is None:
+            projection_lr_scale = settings.projection_lr_scale
+        if term_weights is None:
+            term_weights = _preset_term_weights(settings, score_terms)
         pipeline_loss_kwargs = _pipeline_default_loss_kwargs(loss)
         if pipeline_loss_kwargs is not None:
-            loss, loss_kwargs = self.loss_default, {**self.loss_default_kwargs, **pipeline_loss_kwargs}
-            logger.info(f"pipeline() was given no loss: using VBKGC's default {loss.__name__}({loss_kwargs}).")
+            loss_kwargs, loss = pipeline_loss_kwargs, None
+        if loss is None:
+            loss, loss_kwargs = settings.loss, {"margin": settings.margin, **(loss_kwargs or {})}
+            logger.info(f"VBKGC was given no loss: using the {settings.name!r} preset's {loss}({loss_kwargs}).")
         structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
         multimodal = TransformedRepresentation(
             transformation=_ScaledLinear(
@@ -353,6 +368,14 @@ class _FrozenFeatures(PretrainedInitializer):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return super().__call__(x).clone()
+
+
+def _preset_term_weights(settings: Preset, score_terms: str | Iterable[str] | None) -> dict[str, float] | None:
+    """Return the preset's weights of the scored terms (a preset weighs all five terms; a model may score fewer)."""
+    if settings.term_weights is None:
+        return None
+    weights = dict(zip(SCORE_TERMS, normalize_term_weights(settings.term_weights, SCORE_TERMS)))
+    return {term: weights[term] for term in normalize_score_terms(score_terms)}
 
 
 def _pipeline_default_loss_kwargs(loss: Any) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from pykeen.pipeline import pipeline
 
 from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, TwinsNegativeSampler, save_features
 from pykeen_vbkgc.datasets import MultimodalDemo
-from pykeen_vbkgc.defaults import BEST, PAPER, get_preset
+from pykeen_vbkgc.defaults import BEST, FB15K237_PRESET, PAPER, PRESET_METADATA_KEY, WN9_PRESET, get_preset
 from pykeen_vbkgc.features import FEATURES_METADATA_KEY, FeaturesFileError, load_features
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -27,14 +27,35 @@ def test_best_and_paper_presets_have_the_documented_values():
     assert (PAPER.scoring_fct_norm, PAPER.normalize_relations, PAPER.projection_lr_scale) == (1, True, 1.0)
     assert (PAPER.margin, PAPER.learning_rate) == (6.0, 1e-3)
     assert get_preset("paper") is PAPER
-    with pytest.raises(ValueError, match=r"Unknown preset 'x'; choose one of \['best', 'paper'\]."):
+    with pytest.raises(ValueError, match=r"Unknown preset 'x'; choose one of \['best', 'fb15k237', 'paper', 'wn9'\]."):
         get_preset("x")
+
+
+def test_dataset_presets_have_the_documented_values():
+    assert (WN9_PRESET.scoring_fct_norm, WN9_PRESET.normalize_relations, WN9_PRESET.projection_lr_scale) == (
+        1,
+        True,
+        1e-3,
+    )
+    assert (WN9_PRESET.loss, WN9_PRESET.margin, WN9_PRESET.learning_rate, WN9_PRESET.num_negatives) == (
+        "meanmarginranking",
+        12.0,
+        1e-3,
+        16,
+    )
+    assert WN9_PRESET.term_weights == "mm=0.03,sm=0.03,ms=0.03,all=0.03"
+    assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (2, None)
+    assert (FB15K237_PRESET.loss, FB15K237_PRESET.margin, FB15K237_PRESET.num_negatives) == ("nssa", 3.0, 64)
+    assert FB15K237_PRESET.learning_rate == 1e-3
+    assert get_preset("wn9") is WN9_PRESET and get_preset("fb15k237") is FB15K237_PRESET
 
 
 def test_model_loss_and_sampler_defaults_are_the_best_preset(tiny_factory, tiny_features):
     parameters = inspect.signature(VBKGC).parameters
     for name, value in BEST.model_kwargs().items():
-        assert parameters[name].default == value, name
+        # the settings that differ between presets default to None: the dataset's preset, else BEST
+        expected = None if name in ("preset", "scoring_fct_norm", "projection_lr_scale", "term_weights") else value
+        assert parameters[name].default == expected, name
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
     assert model.interaction.p == 2 and model.interaction.normalize and model.interaction.normalize_relations
     assert model.interaction.term_weights == (1.0,) * 5
@@ -42,16 +63,87 @@ def test_model_loss_and_sampler_defaults_are_the_best_preset(tiny_factory, tiny_
     assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 10.0
     assert MeanMarginRankingLoss().margin == 10.0
     assert inspect.signature(TwinsNegativeSampler).parameters["num_negs_per_pos"].default == 16
+    # the settings that differ between datasets are left to the dataset's preset
     assert VBKGC.hpo_default == dict(
         embedding_dim=dict(type="categorical", choices=[128]),
-        scoring_fct_norm=dict(type="categorical", choices=[2]),
         normalize_relations=dict(type="categorical", choices=[True]),
-        projection_lr_scale=dict(type="categorical", choices=[1e-3]),
     )
     assert TwinsNegativeSampler.hpo_default == dict(num_negs_per_pos=dict(type="categorical", choices=[16]))
     # the paper's configuration is one set of keyword arguments
     paper = VBKGC(triples_factory=tiny_factory, features=tiny_features, **PAPER.model_kwargs())
     assert paper.interaction.p == 1 and paper.entity_representations[2].base.transformation.scale == 1.0
+    assert type(paper.loss) is MeanMarginRankingLoss and paper.loss.margin == 6.0
+
+
+def _settings(model: VBKGC) -> tuple:
+    return (
+        model.interaction.p,
+        model.interaction.term_weights,
+        model.entity_representations[2].base.transformation.scale,
+        type(model.loss).__name__,
+        model.loss.margin,
+    )
+
+
+def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory, tiny_features):
+    tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
+    weighted = (1.0, 0.03, 0.03, 0.03, 0.03)
+    assert _settings(VBKGC(triples_factory=tiny_factory, features=tiny_features)) == (
+        1,
+        weighted,
+        1e-3,
+        "MeanMarginRankingLoss",
+        12.0,
+    )
+    # the preset's weights of the terms that are scored
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,sm")
+    assert model.interaction.term_weights == (1.0, 0.03)
+    # explicit settings win; {} weighs every term 1
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        scoring_fct_norm=2,
+        term_weights={},
+        loss="meanmarginranking",
+        loss_kwargs=dict(margin=5.0),
+    )
+    assert _settings(model) == (2, (1.0,) * 5, 1e-3, "MeanMarginRankingLoss", 5.0)
+    # an explicit preset wins over the dataset's
+    assert _settings(VBKGC(triples_factory=tiny_factory, features=tiny_features, preset="best")) == (
+        2,
+        (1.0,) * 5,
+        1e-3,
+        "MeanMarginRankingLoss",
+        10.0,
+    )
+    tiny_factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
+    assert _settings(VBKGC(triples_factory=tiny_factory, features=tiny_features)) == (
+        2,
+        (1.0,) * 5,
+        1e-3,
+        "NSSALoss",
+        3.0,
+    )
+    tiny_factory.metadata[PRESET_METADATA_KEY] = "nope"
+    with pytest.raises(ValueError, match=r"^Unknown preset 'nope'; choose one of"):
+        VBKGC(triples_factory=tiny_factory, features=tiny_features)
+
+
+def test_datasets_name_their_preset(tmp_path):
+    from pykeen_vbkgc.datasets import WN9, FB15k237Multimodal, TriplesDirectory
+    from pykeen_vbkgc.dataset_loading import dataset_preset_name
+
+    assert (WN9.preset, FB15k237Multimodal.preset, MultimodalDemo.preset, TriplesDirectory.preset) == (
+        "wn9",
+        "fb15k237",
+        None,
+        None,
+    )
+    assert PRESET_METADATA_KEY not in MultimodalDemo().training.metadata
+    for name, expected in [("wn9", "wn9"), ("WN9", "wn9"), ("fb15k237multimodal", "fb15k237"), ("nations", "best")]:
+        assert dataset_preset_name(name) == expected, name
+    assert dataset_preset_name(str(tmp_path)) == "best"
+    assert dataset_preset_name("no such dataset") == "best"
 
 
 class _Captured(Exception):
@@ -122,14 +214,15 @@ def test_examples_budget_defaults_are_the_best_preset(monkeypatch):
 
 
 def test_pipeline_with_defaults_uses_the_dataset_features_and_the_model_loss():
-    """pipeline() with only the model and the sampler: features from the dataset, VBKGC's loss, Hits@1 above 0."""
+    """pipeline() with only the model, the sampler and a budget: features from the dataset, VBKGC's loss, Hits@1 > 0.
+
+    PyKEEN's optimiser default (Adam, lr 1e-3) applies; docs/results.md: MRR 0.396, Hits@1 0.203 after 50 epochs.
+    """
     result = pipeline(
         dataset="multimodaldemo",
         model="vbkgc",
         negative_sampler="twins",
-        # the training budget is the user's; PyKEEN's Adam default (lr 1e-3) needs about ten times more steps
-        optimizer_kwargs=dict(lr=BEST.learning_rate),
-        training_kwargs=dict(num_epochs=25, use_tqdm=False),
+        training_kwargs=dict(num_epochs=50, batch_size=256, use_tqdm=False),
         evaluation_kwargs=dict(use_tqdm=False),
         random_seed=0,
     )
@@ -139,7 +232,7 @@ def test_pipeline_with_defaults_uses_the_dataset_features_and_the_model_loss():
     features = load_features(MultimodalDemo().features_path).align(result.training.entity_to_id).vectors
     torch.testing.assert_close(model.entity_representations[2].base.base._embeddings.weight.cpu(), features)
     hits_at_1 = result.metric_results.get_metric("both.realistic.hits_at_1")
-    assert hits_at_1 > 0.2, hits_at_1
+    assert hits_at_1 > 0.15, hits_at_1
 
 
 @pytest.mark.parametrize(
