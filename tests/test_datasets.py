@@ -124,6 +124,9 @@ def test_wn9_counts_and_texts():
     assert dataset.num_relations == 9
     assert dataset.coverage() == {"entities": 6_555, "text": 6_555, "image": 0}
     assert dataset.entity_texts["n00453935"] == "sportfishing, the act of someone who fishes as a diversion"
+    # VBKGC takes WN9's preset from here (see pykeen_vbkgc.defaults.preset_for)
+    assert dataset.training.metadata["vbkgc_preset"] == "wn9"
+    assert "vbkgc_preset" not in dataset.testing.metadata
 
 
 # -- local directory errors -----------------------------------------------------------------------------------------
@@ -133,6 +136,7 @@ def test_tiny_directory_indexes_all_splits(tmp_path):
     dataset = FB15k237Multimodal(directory=write_tiny_fb(tmp_path / "fb"))
     # /m/05 occurs only in test; it is indexed, so no test triple is dropped
     assert dataset.num_entities == 5
+    assert dataset.training.metadata["vbkgc_preset"] == "fb15k237"
     assert dataset.testing.num_triples == 1
     assert dataset.entity_texts == {
         "/m/01": "Alpha, the first letter",
