@@ -74,6 +74,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     "fb15k237": {
         **DEFAULTS_ABLATIONS,
         "transe-nssa9-k64": ("transe", "basic", nssa(9, 64)),
+        "transe-d128-nssa9-k64": ("transe", "basic", nssa(9, 64, model_kwargs=dict(embedding_dim=128))),
         "transe-nssa9-k64-lr1e-2": ("transe", "basic", nssa(9, 64, lr=1e-2)),
         "vbkgc-defaults": ("vbkgc", "twins", {}),
         "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),

@@ -104,6 +104,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-dim", type=int, default=128)
     parser.add_argument("--feature-dim", type=int, default=768)
     parser.add_argument("--num-negatives", type=int, default=16)
+    parser.add_argument(
+        "--scoring-fct-norm", type=int, choices=(1, 2), default=1, help="VBKGC's distance (2 is the BEST preset's)"
+    )
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -117,7 +120,7 @@ def make_models(train, args, device: torch.device, training_loop: str = "slcwa")
         triples_factory=train,
         features=torch.randn(train.num_entities, args.feature_dim),
         embedding_dim=args.embedding_dim,
-        scoring_fct_norm=1,
+        scoring_fct_norm=args.scoring_fct_norm,
         loss=MeanMarginRankingLoss(margin=6.0),
         random_seed=0,
     ).to(device)
