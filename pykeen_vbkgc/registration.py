@@ -106,16 +106,17 @@ def _extend_pykeen_cli() -> None:
 
     PyKEEN builds one command per model from the annotations of ``__init__``
     (:func:`pykeen.models.cli.build_cli_from_cls`), taking an option from ``CLI_OPTIONS`` first where one is named
-    like the parameter. It cannot make one from ``bool | None`` (``normalize_relations``: it logged "Unable to handle
-    parameter"), skips the features and the score terms, and its ``--embedding-dim`` shows and passes 50 for every
-    model. Only VBKGC has the parameters added here, so their options are VBKGC's; applied to its command, they also
-    make its ``--embedding-dim`` default VBKGC's and print :data:`PYKEEN_CLI_NOTE` when it runs. The negative
-    sampler stays PyKEEN's basic one: the command passes none to the pipeline.
+    like the parameter. It cannot make one from ``bool | None`` (``normalize_relations``: it logged "Unable to
+    handle parameter") or ``float | None`` (``projection_lr_scale``), skips the features and the score terms, and
+    its ``--embedding-dim`` shows and passes 50 for every model. Only VBKGC has the parameters added here, so their
+    options are VBKGC's; applied to its command, they also make its ``--embedding-dim`` default VBKGC's and print
+    :data:`PYKEEN_CLI_NOTE` when it runs. The negative sampler stays PyKEEN's basic one: the command passes none to
+    the pipeline.
     """
     import click
     from pykeen.models.cli import options
 
-    from .defaults import BEST
+    from .defaults import BEST, PRESETS
 
     def adapt(command):
         # the options of this command so far: embedding_dim comes before normalize_relations in VBKGC.__init__
@@ -149,6 +150,16 @@ def _extend_pykeen_cli() -> None:
             default=BEST.normalize_relations,
             show_default=True,
             help="L2-normalise relation vectors.",
+        ),
+        # float | None: the builder makes no option from it
+        projection_lr_scale=vbkgc_option(
+            "--projection-lr-scale", type=float, help="Factor on the learning rate of W; default: the preset's."
+        ),
+        preset=vbkgc_option(
+            "--preset",
+            type=click.Choice(sorted(PRESETS)),
+            help="The preset of the settings left out; default: the dataset's (wn9, fb15k237), else best. PyKEEN's "
+            "--scoring-fct-norm always passes its own default (2).",
         ),
         score_terms=vbkgc_option("--score-terms", help="Which TransE terms to sum, e.g. ss,mm; default: all five."),
         term_weights=vbkgc_option("--term-weights", help="Weights of the score terms, e.g. mm=0.1,all=0.5."),
