@@ -17,7 +17,7 @@ def hinge(x: float) -> float:
 
 def test_registered_by_name():
     assert loss_resolver.lookup("meanmarginranking") is MeanMarginRankingLoss
-    assert MeanMarginRankingLoss.hpo_default["margin"]["choices"] == [4.0, 6.0, 8.0, 10.0]
+    assert MeanMarginRankingLoss.hpo_default["margin"]["choices"] == [8.0, 10.0, 12.0, 16.0, 24.0]
 
 
 def test_mean_of_negatives_inside_the_hinge():
