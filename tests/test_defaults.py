@@ -130,8 +130,8 @@ def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory,
 
 
 def test_datasets_name_their_preset(tmp_path):
-    from pykeen_vbkgc.datasets import WN9, FB15k237Multimodal, TriplesDirectory
     from pykeen_vbkgc.dataset_loading import dataset_preset_name
+    from pykeen_vbkgc.datasets import WN9, FB15k237Multimodal, TriplesDirectory
 
     assert (WN9.preset, FB15k237Multimodal.preset, MultimodalDemo.preset, TriplesDirectory.preset) == (
         "wn9",
