@@ -85,7 +85,8 @@ class VBKGC(
         embedding_dim=dict(type="categorical", choices=[BEST.embedding_dim]),
         normalize_relations=dict(type="categorical", choices=[BEST.normalize_relations]),
     )
-    #: The default loss function class; also used when :func:`pykeen.pipeline.pipeline` is given no ``loss``
+    #: The default loss function class, for PyKEEN's tools that read it (``hpo_pipeline``); the model itself uses its
+    #: preset's loss when it is given none (:attr:`~pykeen_vbkgc.defaults.Preset.loss`, see ``__init__``)
     loss_default = MeanMarginRankingLoss
     #: The default parameters for the default loss function class
     loss_default_kwargs: ClassVar[Mapping[str, Any]] = dict(margin=BEST.margin)
