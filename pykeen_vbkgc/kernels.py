@@ -335,19 +335,11 @@ class _TermDistances(torch.autograd.Function):
         # one buffer for the table and the extra rows; the two gradients are views of it
         num_rows, dim = table.shape[0] + (0 if extra is None else extra.shape[0]), table.shape[1]
         needs_rows = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        # the arguments of both backward kernels before their row selection and settings
+        inputs = (table, extra, r, h_index, t_index, grad, norms)
         if needs_rows and dim <= _FUSED_SCATTER_MAX_DIM and torch.get_num_threads() <= _FUSED_SCATTER_MAX_THREADS:
             grad_rows, grad_r = run_fused(
-                f"term_distances_backward_scatter_p{p}",
-                _backward_scatter_kernel,
-                ctx.large,
-                table,
-                extra,
-                r,
-                h_index,
-                t_index,
-                grad,
-                norms,
-                *ctx.settings,
+                f"term_distances_backward_scatter_p{p}", _backward_scatter_kernel, ctx.large, *inputs, *ctx.settings
             )
             return _TermDistances._gradients(ctx, table, grad_rows, grad_r)
         grad_rows = table.new_zeros(num_rows, dim) if needs_rows else None
@@ -365,13 +357,7 @@ class _TermDistances(torch.autograd.Function):
                 f"term_distances_backward_p{p}",
                 _backward_chunk_kernel,
                 ctx.large,
-                table,
-                extra,
-                r,
-                h_index,
-                t_index,
-                grad,
-                norms,
+                *inputs,
                 torch.arange(start, stop, device=r.device),
                 *ctx.settings,
             )
