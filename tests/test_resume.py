@@ -28,10 +28,10 @@ def _eager_kernels(monkeypatch):
     monkeypatch.setenv("PYKEEN_VBKGC_COMPILE", "0")
 
 
-def _start(output):
-    """Start ``train --output`` in a process of its own, as a user would."""
+def _start(output, *options: str):
+    """Start ``train --output`` in a process of its own, as a user would; ``options`` override :data:`TRAIN`'s."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pykeen_vbkgc.cli", *TRAIN, "--output", str(output)],
+        [sys.executable, "-m", "pykeen_vbkgc.cli", *TRAIN, *options, "--output", str(output)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -88,7 +88,10 @@ def test_sigint_then_the_same_command_resumes_and_ends_as_if_uninterrupted(tmp_p
 def test_two_trains_into_one_output_the_second_is_refused_then_sigterm_keeps_the_checkpoint(tmp_path):
     output = tmp_path / "run"
     staging = tmp_path / "run.incomplete"
-    processes = [_start(output), _start(output)]
+    # enough epochs that the winner is still training when the other one has been refused and the SIGTERM comes,
+    # however slowly either process starts on a busy machine
+    long_train = ("--epochs", "1000")
+    processes = [_start(output, *long_train), _start(output, *long_train)]
     deadline = time.monotonic() + 300
     while all(process.poll() is None for process in processes) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -128,11 +131,11 @@ def test_two_trains_into_one_output_the_second_is_refused_then_sigterm_keeps_the
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == (
         f"Error: Invalid value for --output: {staging} holds an interrupted run of another train command (epochs "
-        f"was 3, now 7, seed was 0, now 1); run that command again to resume it, or delete {staging} to start over."
+        f"was 1000, now 7, seed was 0, now 1); run that command again to resume it, or delete {staging} to start over."
     )
     # a damaged checkpoint is reported, not loaded
     (staging / CHECKPOINT_NAME).write_bytes(os.urandom(100))
-    result = CliRunner().invoke(main, [*TRAIN, "--output", str(output)])
+    result = CliRunner().invoke(main, [*TRAIN, *long_train, "--output", str(output)])
     assert result.exit_code == 2
     assert (
         result.output.strip()
