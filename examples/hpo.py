@@ -131,7 +131,6 @@ def main(
         dataset=dataset_instance,
         model="vbkgc",
         model_kwargs=model_kwargs,
-        loss="meanmarginranking",
         negative_sampler="twins",
         negative_sampler_kwargs=dict(num_negs_per_pos=num_negatives),
         optimizer="adam",

@@ -1,10 +1,10 @@
 """VBKGC for PyKEEN: multimodal knowledge graph completion with twins negative sampling.
 
 Importing this package registers the ``vbkgc`` model, the ``twins`` and ``nscaching`` negative samplers, the
-``meanmarginranking`` and ``nosampling`` losses, the ``nosampling`` and ``deviceslcwa`` training loops and the ``vbkgc``
-interaction with PyKEEN's resolvers, so that they can be used by name in :func:`pykeen.pipeline.pipeline` and
-:func:`pykeen.hpo.hpo_pipeline`. The ``pykeen.datasets`` entry point imports this package too, so the names also
-resolve without an explicit import (see :mod:`pykeen_vbkgc.registration`).
+``meanmarginranking``, ``nosampling`` and ``preset`` losses, the ``nosampling`` and ``deviceslcwa`` training loops and
+the ``vbkgc`` interaction with PyKEEN's resolvers, so that they can be used by name in
+:func:`pykeen.pipeline.pipeline` and :func:`pykeen.hpo.hpo_pipeline`. The ``pykeen.datasets`` entry point imports
+this package too, so the names also resolve without an explicit import (see :mod:`pykeen_vbkgc.registration`).
 
 The data flows through the modules in this order:
 
@@ -33,6 +33,7 @@ __all__ = [
     "NSCachingNegativeSampler",
     "NoSamplingLoss",
     "NoSamplingTrainingLoop",
+    "PresetLoss",
     "TwinsNegativeSampler",
     "VBKGCInteraction",
     "load_features",
@@ -50,6 +51,7 @@ _LAZY = {
     "MeanMarginRankingLoss": "loss",
     "NoSamplingLoss": "nosampling",
     "NoSamplingTrainingLoop": "nosampling",
+    "PresetLoss": "preset_loss",
     "DeviceSLCWATrainingLoop": "device_sampling",
     "EntityFeatures": "features",
     "load_features": "features",

@@ -1,8 +1,8 @@
 r"""The paper's hyper-parameter search space (Sec. 5.3), ready for :func:`pykeen.hpo.hpo_pipeline`.
 
-The model and the loss already carry their part as ``hpo_default`` (embedding dimension 128; margin
-$\gamma \in \{4, 6, 8, 10\}$). PyKEEN takes learning-rate and batch-size ranges only from ``hpo_pipeline``'s own
-arguments, so this module provides them::
+The model carries its part as ``hpo_default`` (embedding dimension 128). The paper's margins belong to its loss (Eq. 15,
+``meanmarginranking``), and PyKEEN takes learning-rate and batch-size ranges only from ``hpo_pipeline``'s own
+arguments, so this module provides the loss and those ranges::
 
     from pykeen.hpo import hpo_pipeline
     from pykeen_vbkgc.hpo import PAPER_HPO_RANGES
@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .defaults import PAPER
 
 __all__ = [
     "PAPER_HPO_RANGES",
@@ -55,11 +57,13 @@ def paper_hpo_ranges(
 
     :param batch_sizes: the batch sizes to try (see :func:`batch_sizes_for`); defaults to {64, 256}, which suits
         small graphs such as Nations
-    :return: ``model_kwargs_ranges``, ``loss_kwargs_ranges``, ``optimizer_kwargs_ranges`` and
-        ``training_kwargs_ranges``
+    :return: ``loss`` (the paper's Eq. 15), ``model_kwargs_ranges``, ``loss_kwargs_ranges``,
+        ``optimizer_kwargs_ranges`` and ``training_kwargs_ranges``
     """
     batch_sizes = sorted(set(batch_sizes or (64, 256)))
     return dict(
+        # the margins are the paper's for its own loss; VBKGC's default loss is its preset's, which may differ
+        loss=PAPER.loss,
         model_kwargs_ranges=dict(embedding_dim=dict(type="categorical", choices=[128])),
         loss_kwargs_ranges=dict(margin=dict(type="categorical", choices=list(PAPER_MARGINS))),
         optimizer_kwargs_ranges=dict(lr=dict(type="categorical", choices=list(PAPER_LEARNING_RATES))),

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from class_resolver import Hint
-from pykeen.losses import Loss, MarginRankingLoss
+from pykeen.losses import Loss, MarginRankingLoss, loss_resolver
 from pykeen.models.nbase import ERModel
 from pykeen.nn.init import PretrainedInitializer, xavier_uniform_
 from pykeen.nn.representation import Embedding, TransformedRepresentation
@@ -24,7 +24,7 @@ from .defaults import BEST, Preset, get_preset, preset_for
 from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, load_features, validate_matrix
 from .interaction import SCORE_TERMS, VBKGCInteraction, normalize_score_terms, normalize_term_weights
 from .kernels import uses_dense_path
-from .loss import MeanMarginRankingLoss
+from .preset_loss import PresetLoss
 from .representation import TwinsView
 from .validation import check_positive_int
 
@@ -85,11 +85,11 @@ class VBKGC(
         embedding_dim=dict(type="categorical", choices=[BEST.embedding_dim]),
         normalize_relations=dict(type="categorical", choices=[BEST.normalize_relations]),
     )
-    #: The default loss function class, for PyKEEN's tools that read it (``hpo_pipeline``); the model itself uses its
-    #: preset's loss when it is given none (:attr:`~pykeen_vbkgc.defaults.Preset.loss`, see ``__init__``)
-    loss_default = MeanMarginRankingLoss
-    #: The default parameters for the default loss function class
-    loss_default_kwargs: ClassVar[Mapping[str, Any]] = dict(margin=BEST.margin)
+    #: The default loss function class, for PyKEEN's tools that read it (``hpo_pipeline``): a stand-in that the model
+    #: replaces by its preset's loss (:attr:`~pykeen_vbkgc.defaults.Preset.loss`), as it does when given no loss
+    loss_default = PresetLoss
+    #: The default parameters for the default loss function class: the preset's margin
+    loss_default_kwargs: ClassVar[Mapping[str, Any]] = dict(margin_scale=1.0)
     #: this model decodes the twins ids produced by :class:`~pykeen_vbkgc.TwinsNegativeSampler`
     supports_twins_negatives: ClassVar[bool] = True
 
@@ -188,6 +188,11 @@ class VBKGC(
         if loss is None:
             loss, loss_kwargs = settings.loss, {"margin": settings.margin, **(loss_kwargs or {})}
             logger.info(f"VBKGC was given no loss: using the {settings.name!r} preset's {loss}({loss_kwargs}).")
+        elif _is_preset_loss(loss):
+            if not isinstance(loss, PresetLoss):
+                loss = PresetLoss(**(loss_kwargs or {}))
+            loss, loss_kwargs = loss.resolve(settings), None
+            logger.info(f"VBKGC uses the {settings.name!r} preset's loss: {loss}.")
         structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
         multimodal = TransformedRepresentation(
             transformation=_ScaledLinear(
@@ -377,6 +382,13 @@ def _preset_term_weights(settings: Preset, score_terms: str | Iterable[str] | No
         return None
     weights = dict(zip(SCORE_TERMS, normalize_term_weights(settings.term_weights, SCORE_TERMS)))
     return {term: weights[term] for term in normalize_score_terms(score_terms)}
+
+
+def _is_preset_loss(loss: Loss | str | type[Loss]) -> bool:
+    """Return whether ``loss`` names, is or builds the stand-in :class:`~pykeen_vbkgc.preset_loss.PresetLoss`."""
+    if isinstance(loss, Loss):
+        return isinstance(loss, PresetLoss)
+    return loss_resolver.lookup(loss) is PresetLoss
 
 
 def _pipeline_default_loss_kwargs(loss: Any) -> dict[str, Any] | None:

@@ -80,6 +80,7 @@ def register() -> bool:
     from .model import VBKGC
     from .nosampling import NoSamplingLoss, NoSamplingTrainingLoop
     from .nscaching import NSCachingNegativeSampler
+    from .preset_loss import PresetLoss
     from .sampler import TwinsNegativeSampler
 
     _register_once(model_resolver, VBKGC)
@@ -87,6 +88,7 @@ def register() -> bool:
     _register_once(negative_sampler_resolver, NSCachingNegativeSampler)
     _register_once(loss_resolver, MeanMarginRankingLoss)
     _register_once(loss_resolver, NoSamplingLoss)
+    _register_once(loss_resolver, PresetLoss)
     _register_once(training_loop_resolver, NoSamplingTrainingLoop)
     _register_once(training_loop_resolver, DeviceSLCWATrainingLoop)
     _register_once(interaction_resolver, VBKGCInteraction)

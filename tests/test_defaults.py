@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from pykeen.losses import MarginRankingLoss
+from pykeen.losses import MarginRankingLoss, NSSALoss
 from pykeen.pipeline import pipeline
 
-from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, TwinsNegativeSampler, save_features
+from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, PresetLoss, TwinsNegativeSampler, save_features
 from pykeen_vbkgc.datasets import MultimodalDemo
 from pykeen_vbkgc.defaults import BEST, FB15K237_PRESET, PAPER, PRESET_METADATA_KEY, WN9_PRESET, get_preset
 from pykeen_vbkgc.features import FEATURES_METADATA_KEY, FeaturesFileError, load_features
@@ -254,6 +254,65 @@ def test_pipeline_keeps_an_explicit_loss(pipeline_kwargs, loss_type, margin):
         **pipeline_kwargs,
     )
     assert type(result.model.loss) is loss_type and result.model.loss.margin == margin
+
+
+def test_preset_loss_is_replaced_by_the_preset_loss_with_the_scaled_margin(tiny_factory, tiny_features):
+    # the class default, as hpo_pipeline builds it: the preset's loss and margin
+    assert VBKGC.loss_default is PresetLoss and PresetLoss.hpo_default == dict(
+        margin_scale=dict(type="categorical", choices=[0.5, 0.75, 1.0, 1.5, 2.0])
+    )
+    tiny_factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
+    for loss, loss_kwargs in [
+        (PresetLoss(margin_scale=2.0), None),
+        ("preset", dict(margin_scale=2.0)),
+        (PresetLoss, dict(margin_scale=2.0)),
+    ]:
+        model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss=loss, loss_kwargs=loss_kwargs)
+        assert type(model.loss) is NSSALoss and model.loss.margin == 6.0
+    tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset")
+    assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 12.0
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset", preset="paper")
+    assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 6.0
+    with pytest.raises(ValueError, match=r"^margin_scale must be positive, got 0\.$"):
+        PresetLoss(margin_scale=0)
+
+
+def test_preset_loss_fails_for_another_model():
+    with pytest.raises(
+        TypeError,
+        match=r"^PresetLoss stands in for the loss of VBKGC's preset and VBKGC replaces it; another model needs a "
+        r"loss of its own, e.g. loss='nssa'\.$",
+    ):
+        pipeline(dataset="nations", model="transe", loss="preset", training_kwargs=dict(num_epochs=1, use_tqdm=False))
+
+
+def test_hpo_pipeline_tunes_the_preset_loss():
+    """hpo_pipeline takes VBKGC's class default loss: the stand-in, which the model turns into its preset's loss."""
+    from pykeen.hpo import hpo_pipeline
+
+    losses = []
+
+    class Recording(VBKGC):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            losses.append(self.loss)
+
+    result = hpo_pipeline(
+        dataset="nations",
+        model=Recording,
+        # the preset that FB15k-237 names in its metadata
+        model_kwargs=dict(features="random", feature_dim=4, embedding_dim=4, preset="fb15k237"),
+        negative_sampler="twins",
+        negative_sampler_kwargs=dict(num_negs_per_pos=2),
+        training_kwargs=dict(num_epochs=1, use_tqdm=False),
+        evaluator_kwargs=dict(batch_size=64),
+        n_trials=3,
+        sampler_kwargs=dict(seed=0),
+    )
+    scales = [trial.params["loss.margin_scale"] for trial in result.study.trials]
+    assert result.study.user_attrs["loss"] == "preset"
+    assert [(type(loss), loss.margin) for loss in losses] == [(NSSALoss, 3.0 * scale) for scale in scales]
 
 
 def test_multimodal_dataset_attaches_its_features_file(tmp_path):
