@@ -8,12 +8,17 @@ That import can happen in the middle of ``import pykeen.models`` (``pykeen.model
 it has created ``model_resolver``). Then registering at once is impossible, so :func:`register` defers: it lets the
 half-initialised ``pykeen.models`` module complete the registration the first time anybody reads its
 ``model_resolver`` (as ``pykeen.pipeline``, ``pykeen.hpo`` and ``from pykeen.models import model_resolver`` do), and
-then restores the module. ``import pykeen_vbkgc`` always registers at once.
+then restores the module. It can also happen while another PyKEEN module is half-imported (``import pykeen.nn``
+imports ``pykeen.datasets`` before ``pykeen.nn`` has the resolvers that ``pykeen.models`` imports); then
+:func:`register` waits for ``pykeen.models`` to be imported (an import hook) and registers right after.
+``import pykeen_vbkgc`` on its own always registers at once.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.util
 import logging
 import sys
 import types
@@ -26,9 +31,41 @@ logger = logging.getLogger(__name__)
 
 
 def _pykeen_models_ready() -> bool:
-    """Return whether ``pykeen.models`` is not half-imported."""
+    """Return whether ``pykeen.models`` can be imported now: no PyKEEN module is half-imported."""
     module = sys.modules.get("pykeen.models")
-    return module is None or hasattr(module, "model_resolver")
+    if module is not None and not hasattr(module, "model_resolver"):
+        return False
+    # e.g. "import pykeen.nn" imports pykeen.datasets (and so this package) before pykeen.nn has its resolvers, which
+    # pykeen.models imports
+    return not any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name.split(".")[:2] in _NEEDED
+    )
+
+
+#: the PyKEEN packages that registering imports (directly, or through our modules)
+_NEEDED = [["pykeen", package] for package in ("nn", "models", "losses", "sampling", "training")]
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """An import hook that registers our components right after ``pykeen.models`` has been imported."""
+
+    def find_spec(self, fullname: str, path=None, target=None):  # noqa: D102
+        if fullname != "pykeen.models":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_register(module: types.ModuleType) -> None:
+            exec_module(module)
+            register()
+
+        spec.loader.exec_module = exec_and_register
+        return spec
 
 
 def _register_once(resolver, cls) -> None:
@@ -63,8 +100,11 @@ def register() -> bool:
     :return: whether the registration took place now (False if it was deferred, see the module docstring)
     """
     if not _pykeen_models_ready():
-        module = sys.modules["pykeen.models"]
-        if type(module) is types.ModuleType:
+        module = sys.modules.get("pykeen.models")
+        if module is None:
+            if not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+                sys.meta_path.insert(0, _RegisterAfterImport())
+        elif type(module) is types.ModuleType:
             module.__class__ = _RegisterOnFirstResolverAccess
         return False
 

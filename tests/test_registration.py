@@ -12,13 +12,16 @@ LOOKUPS = textwrap.dedent(
     from pykeen.sampling import negative_sampler_resolver
     from pykeen.losses import loss_resolver
     from pykeen.nn.modules import interaction_resolver
+    from pykeen.datasets import dataset_resolver
     print(model_resolver.lookup("vbkgc").__name__)
     print(negative_sampler_resolver.lookup("twins").__name__)
     print(loss_resolver.lookup("meanmarginranking").__name__)
+    print(loss_resolver.lookup("preset").__name__)
     print(interaction_resolver.lookup("vbkgc").__name__)
+    print(dataset_resolver.lookup("wn9").__name__)
     """
 )
-EXPECTED = ["VBKGC", "TwinsNegativeSampler", "MeanMarginRankingLoss", "VBKGCInteraction"]
+EXPECTED = ["VBKGC", "TwinsNegativeSampler", "MeanMarginRankingLoss", "PresetLoss", "VBKGCInteraction", "WN9"]
 
 
 def run(code: str) -> subprocess.CompletedProcess:
@@ -33,6 +36,9 @@ def run(code: str) -> subprocess.CompletedProcess:
         "from pykeen.pipeline import pipeline",
         "import pykeen.models",
         "from pykeen.hpo import hpo_pipeline",
+        # pykeen.nn imports pykeen.datasets (and so our package) before it has the resolvers that pykeen.models needs
+        "import pykeen.nn",
+        "from pykeen.nn.init import xavier_uniform_",
     ],
 )
 def test_components_resolve_in_a_fresh_interpreter(first_import):
