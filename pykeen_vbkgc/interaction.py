@@ -14,6 +14,7 @@ from torch.nn import functional
 from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances, weighted_sum
 
 __all__ = [
+    "MEAN_TERM_WEIGHTS",
     "SCORE_TERMS",
     "VBKGCInteraction",
     "normalize_score_terms",
@@ -26,6 +27,9 @@ EntityRepresentation = tuple[FloatTensor, FloatTensor, FloatTensor]
 
 #: the score terms of Eq. (4)-(8), in the order of Eq. (9)
 SCORE_TERMS: tuple[str, ...] = ("ss", "mm", "sm", "ms", "all")
+
+#: the ``term_weights`` that average the scored terms instead of summing them
+MEAN_TERM_WEIGHTS = "mean"
 
 
 def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -55,7 +59,8 @@ def normalize_term_weights(
     """Validate per-term weights.
 
     :param term_weights: a weight per score term, as a mapping or a string such as ``"mm=0.5,all=2"``; terms that
-        are not mentioned weigh 1. ``None`` weighs every term 1 (the paper's unweighted sum).
+        are not mentioned weigh 1. ``None`` weighs every term 1 (the paper's unweighted sum); ``"mean"`` weighs each
+        of the $n$ scored terms $1/n$, so that the score has the scale of one TransE term whichever terms are scored.
     :param score_terms: the selected score terms, see :func:`normalize_score_terms`
     :return: one weight per selected term, in the order of ``score_terms``
     :raises ValueError: for a term that is not selected, a term named twice, a negative or non-finite weight, or all
@@ -63,6 +68,8 @@ def normalize_term_weights(
     """
     if term_weights is None:
         return (1.0,) * len(score_terms)
+    if isinstance(term_weights, str) and term_weights.strip().lower() == MEAN_TERM_WEIGHTS:
+        return (1.0 / len(score_terms),) * len(score_terms)
     if isinstance(term_weights, str):
         try:
             pairs = [

@@ -22,7 +22,13 @@ from torch import nn
 
 from .defaults import BEST, Preset, get_preset, preset_for
 from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, load_features, validate_matrix
-from .interaction import SCORE_TERMS, VBKGCInteraction, normalize_score_terms, normalize_term_weights
+from .interaction import (
+    MEAN_TERM_WEIGHTS,
+    SCORE_TERMS,
+    VBKGCInteraction,
+    normalize_score_terms,
+    normalize_term_weights,
+)
 from .kernels import uses_dense_path
 from .preset_loss import PresetLoss
 from .representation import TwinsView
@@ -83,7 +89,6 @@ class VBKGC(
     #: them explicitly with ``model_kwargs_ranges``)
     hpo_default: ClassVar[Mapping[str, Any]] = dict(
         embedding_dim=dict(type="categorical", choices=[BEST.embedding_dim]),
-        normalize_relations=dict(type="categorical", choices=[BEST.normalize_relations]),
     )
     #: The default loss function class, for PyKEEN's tools that read it (``hpo_pipeline``): a stand-in that the model
     #: replaces by its preset's loss (:attr:`~pykeen_vbkgc.defaults.Preset.loss`), as it does when given no loss
@@ -103,11 +108,11 @@ class VBKGC(
         embedding_dim: int = BEST.embedding_dim,
         scoring_fct_norm: float | None = None,
         normalize: bool = BEST.normalize,
-        normalize_relations: bool | None = BEST.normalize_relations,
+        normalize_relations: bool | None = None,
         score_terms: str | Iterable[str] | None = None,
         term_weights: Mapping[str, float] | str | None = None,
         entity_initializer: Hint[Initializer] = xavier_uniform_,
-        relation_initializer: Hint[Initializer] = xavier_uniform_,
+        relation_initializer: Hint[Initializer] = None,
         projection_bias: bool = False,
         projection_lr_scale: float | None = None,
         preset: str | None = None,
@@ -140,12 +145,12 @@ class VBKGC(
         :param scoring_fct_norm: the order $p$ of the norm in $f(h, r, t) = -\|h + r - t\|_p$; default: the preset's
         :param normalize: whether to L2-normalise the entity arguments of each TransE term, as in the reference code
         :param normalize_relations: whether to L2-normalise the relation vector, too (OpenKE does, PyKEEN's TransE
-            does not); ``None`` follows ``normalize``
+            does not); default: the preset's
         :param score_terms: which of the terms ``ss``, ``mm``, ``sm``, ``ms``, ``all`` to sum (default: all)
         :param term_weights: a weight per score term, e.g. ``dict(mm=0.1)`` or ``"mm=0.1"``; unnamed terms weigh 1.
             Default: the preset's (its weights of terms that are not scored are dropped); ``{}`` weighs every term 1
         :param entity_initializer: initializer of the structural entity embeddings
-        :param relation_initializer: initializer of the relation embeddings
+        :param relation_initializer: initializer of the relation embeddings; default: the preset's
         :param projection_bias: whether the projection $\mathbf{W}$ has a bias
         :param preset: the name of the preset for every setting left out (``"best"``, ``"paper"``, ``"wn9"``,
             ``"fb15k237"``); default: the dataset's (see above)
@@ -182,6 +187,10 @@ class VBKGC(
             projection_lr_scale = settings.projection_lr_scale
         if term_weights is None:
             term_weights = _preset_term_weights(settings, score_terms)
+        if normalize_relations is None:
+            normalize_relations = settings.normalize_relations
+        if relation_initializer is None:
+            relation_initializer = settings.relation_initializer
         pipeline_loss_kwargs = _pipeline_default_loss_kwargs(loss)
         if pipeline_loss_kwargs is not None:
             loss_kwargs, loss = pipeline_loss_kwargs, None
@@ -376,10 +385,11 @@ class _FrozenFeatures(PretrainedInitializer):
         return super().__call__(x).clone()
 
 
-def _preset_term_weights(settings: Preset, score_terms: str | Iterable[str] | None) -> dict[str, float] | None:
+def _preset_term_weights(settings: Preset, score_terms: str | Iterable[str] | None) -> dict[str, float] | str | None:
     """Return the preset's weights of the scored terms (a preset weighs all five terms; a model may score fewer)."""
-    if settings.term_weights is None:
-        return None
+    if settings.term_weights is None or settings.term_weights == MEAN_TERM_WEIGHTS:
+        # the mean of whichever terms are scored
+        return settings.term_weights
     weights = dict(zip(SCORE_TERMS, normalize_term_weights(settings.term_weights, SCORE_TERMS)))
     return {term: weights[term] for term in normalize_score_terms(score_terms)}
 

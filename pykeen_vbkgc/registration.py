@@ -189,9 +189,7 @@ def _extend_pykeen_cli() -> None:
         normalize_relations=vbkgc_option(
             "--normalize-relations",
             type=bool,
-            default=BEST.normalize_relations,
-            show_default=True,
-            help="L2-normalise relation vectors.",
+            help="L2-normalise relation vectors; default: the preset's.",
         ),
         # float | None: the builder makes no option from it
         projection_lr_scale=vbkgc_option(

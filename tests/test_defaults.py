@@ -44,17 +44,26 @@ def test_dataset_presets_have_the_documented_values():
         16,
     )
     assert WN9_PRESET.term_weights == "mm=0.03,sm=0.03,ms=0.03,all=0.03"
-    assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (2, None)
-    assert (FB15K237_PRESET.loss, FB15K237_PRESET.margin, FB15K237_PRESET.num_negatives) == ("nssa", 3.0, 64)
+    assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (1, "mean")
+    assert (FB15K237_PRESET.normalize_relations, FB15K237_PRESET.relation_initializer) == (False, "xavier_uniform_norm")
+    assert (FB15K237_PRESET.loss, FB15K237_PRESET.margin, FB15K237_PRESET.num_negatives) == ("nssa", 9.0, 64)
     assert FB15K237_PRESET.learning_rate == 1e-3
     assert get_preset("wn9") is WN9_PRESET and get_preset("fb15k237") is FB15K237_PRESET
 
 
 def test_model_loss_and_sampler_defaults_are_the_best_preset(tiny_factory, tiny_features):
     parameters = inspect.signature(VBKGC).parameters
+    preset_settings = {
+        "preset",
+        "scoring_fct_norm",
+        "normalize_relations",
+        "projection_lr_scale",
+        "term_weights",
+        "relation_initializer",
+    }
     for name, value in BEST.model_kwargs().items():
         # the settings that differ between presets default to None: the dataset's preset, else BEST
-        expected = None if name in ("preset", "scoring_fct_norm", "projection_lr_scale", "term_weights") else value
+        expected = None if name in preset_settings else value
         assert parameters[name].default == expected, name
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
     assert model.interaction.p == 2 and model.interaction.normalize and model.interaction.normalize_relations
@@ -64,10 +73,7 @@ def test_model_loss_and_sampler_defaults_are_the_best_preset(tiny_factory, tiny_
     assert MeanMarginRankingLoss().margin == 10.0
     assert inspect.signature(TwinsNegativeSampler).parameters["num_negs_per_pos"].default == 16
     # the settings that differ between datasets are left to the dataset's preset
-    assert VBKGC.hpo_default == dict(
-        embedding_dim=dict(type="categorical", choices=[128]),
-        normalize_relations=dict(type="categorical", choices=[True]),
-    )
+    assert VBKGC.hpo_default == dict(embedding_dim=dict(type="categorical", choices=[128]))
     assert TwinsNegativeSampler.hpo_default == dict(num_negs_per_pos=dict(type="categorical", choices=[16]))
     # the paper's configuration is one set of keyword arguments
     paper = VBKGC(triples_factory=tiny_factory, features=tiny_features, **PAPER.model_kwargs())
@@ -117,13 +123,20 @@ def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory,
         10.0,
     )
     tiny_factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
-    assert _settings(VBKGC(triples_factory=tiny_factory, features=tiny_features)) == (
-        2,
-        (1.0,) * 5,
-        1e-3,
-        "NSSALoss",
-        3.0,
-    )
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
+    assert _settings(model) == (1, (0.2,) * 5, 1e-3, "NSSALoss", 9.0)
+    # free relations that start at unit length, as PyKEEN's TransE's
+    assert not model.interaction.normalize_relations
+    torch.testing.assert_close(model.relation_representations[0]().norm(dim=-1), torch.ones(tiny_factory.num_relations))
+    # the mean of the scored terms, whichever they are
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss")
+    assert model.interaction.term_weights == (1.0,)
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,all")
+    assert model.interaction.term_weights == (0.5, 0.5)
+    # the other presets start relations with Xavier's values, not normalised
+    tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
+    assert not torch.allclose(model.relation_representations[0]().norm(dim=-1), torch.ones(2))
     tiny_factory.metadata[PRESET_METADATA_KEY] = "nope"
     with pytest.raises(ValueError, match=r"^Unknown preset 'nope'; choose one of"):
         VBKGC(triples_factory=tiny_factory, features=tiny_features)
@@ -268,7 +281,7 @@ def test_preset_loss_is_replaced_by_the_preset_loss_with_the_scaled_margin(tiny_
         (PresetLoss, dict(margin_scale=2.0)),
     ]:
         model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss=loss, loss_kwargs=loss_kwargs)
-        assert type(model.loss) is NSSALoss and model.loss.margin == 6.0
+        assert type(model.loss) is NSSALoss and model.loss.margin == 18.0
     tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset")
     assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 12.0
@@ -312,7 +325,7 @@ def test_hpo_pipeline_tunes_the_preset_loss():
     )
     scales = [trial.params["loss.margin_scale"] for trial in result.study.trials]
     assert result.study.user_attrs["loss"] == "preset"
-    assert [(type(loss), loss.margin) for loss in losses] == [(NSSALoss, 3.0 * scale) for scale in scales]
+    assert [(type(loss), loss.margin) for loss in losses] == [(NSSALoss, 9.0 * scale) for scale in scales]
 
 
 def test_multimodal_dataset_attaches_its_features_file(tmp_path):

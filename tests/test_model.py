@@ -124,7 +124,7 @@ def test_normalize_relations(tiny_factory, tiny_features, p, normalize_relations
         normalize_relations=normalize_relations,
         random_seed=2,
     )
-    # None follows normalize=True
+    # None: the preset's (best: True)
     assert model.interaction.normalize_relations is (normalize_relations is not False)
     hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [5, 0, 0]])
     expected = [
@@ -170,6 +170,17 @@ def test_term_weights_scale_each_term(tiny_factory, tiny_features, p):
     # evaluation (1-to-all) scores agree, including the concatenated-L1 path for p = 1
     assert model.score_t(hrt[:, :2])[torch.arange(3), hrt[:, 2]].tolist() == pytest.approx(expected, rel=1e-5)
     assert model.score_h(hrt[:, 1:])[torch.arange(3), hrt[:, 0]].tolist() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mean_term_weights_average_the_scored_terms(tiny_factory, tiny_features):
+    hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [5, 0, 0]])
+    for score_terms in (None, "ss,all", "ss"):
+        kwargs = dict(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, score_terms=score_terms)
+        summed = VBKGC(**kwargs, term_weights={}, random_seed=3)
+        mean = VBKGC(**kwargs, term_weights=" Mean ", random_seed=3)
+        n = len(summed.score_terms)
+        assert mean.interaction.term_weights == (1 / n,) * n
+        torch.testing.assert_close(mean.score_hrt(hrt), summed.score_hrt(hrt) / n)
 
 
 @pytest.mark.parametrize(

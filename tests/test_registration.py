@@ -105,7 +105,7 @@ def test_pykeen_cli_takes_vbkgc_options_and_says_where_the_twins_sampler_is(tmp_
     assert "Unable to handle parameter" not in help_run.stderr
     lines = " ".join(help_run.stdout.split())
     assert "--embedding-dim INTEGER Embedding dimensions for entities. [default: 128]" in lines
-    assert "--normalize-relations BOOLEAN L2-normalise relation vectors. [default: True]" in lines
+    assert "--normalize-relations BOOLEAN L2-normalise relation vectors; default: the preset's." in lines
     assert "For the twins sampler and the presets, use 'pykeen-vbkgc train' (this command has no sampler option)." in (
         lines
     )
