@@ -150,8 +150,9 @@ def settings_options(command):
         click.option(
             "--margin",
             **positive,
-            help="How far a true triple's score must beat the mean score of its negatives (the margin of the "
-            "paper's Eq. 15). " + _from_preset("margin"),
+            help="The margin of the preset's loss: how far a true triple's score must beat the mean score of its "
+            "negatives (meanmarginranking, the paper's Eq. 15), or the score offset of the self-adversarial loss "
+            "(nssa). " + _from_preset("margin"),
         ),
         click.option(
             "--scoring-fct-norm",
