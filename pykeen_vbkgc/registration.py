@@ -30,8 +30,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+#: the PyKEEN packages that registering imports (directly, or through our modules)
+_NEEDED = [["pykeen", package] for package in ("nn", "models", "losses", "sampling", "training")]
+
+
 def _pykeen_models_ready() -> bool:
-    """Return whether ``pykeen.models`` can be imported now: no PyKEEN module is half-imported."""
+    """Return whether registering can import what it needs now: none of :data:`_NEEDED` is half-imported."""
     module = sys.modules.get("pykeen.models")
     if module is not None and not hasattr(module, "model_resolver"):
         return False
@@ -42,10 +46,6 @@ def _pykeen_models_ready() -> bool:
         for name, module in list(sys.modules.items())
         if name.split(".")[:2] in _NEEDED
     )
-
-
-#: the PyKEEN packages that registering imports (directly, or through our modules)
-_NEEDED = [["pykeen", package] for package in ("nn", "models", "losses", "sampling", "training")]
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
