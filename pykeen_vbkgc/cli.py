@@ -21,6 +21,7 @@ from .dataset_loading import (
     open_triples_directory,
 )
 from .defaults import PRESETS, Preset, get_preset
+from .device_option import check_device
 from .encoders.cli import encode, merge_features
 from .run_files import RUN_RECORD
 
@@ -220,39 +221,6 @@ def check_term_weights(term_weights: str, score_terms: str | None) -> None:
         normalize_term_weights(term_weights, terms)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--term-weights") from None
-
-
-def check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Check ``--device`` when the command line is read: PyKEEN would train on the CPU without CUDA, silently.
-
-    :param ctx: the click context
-    :param param: the option
-    :param value: the device, e.g. ``cpu``, ``cuda``, ``cuda:1``, or None for PyKEEN's choice
-    :return: the device
-    :raises click.BadParameter: for a name that is no device, or a device that this machine does not have
-    """
-    if value is None:
-        return None
-    import torch
-
-    try:
-        # PyKEEN takes "gpu" for "cuda"
-        device = torch.device("cuda" if value == "gpu" else value)
-    except (RuntimeError, ValueError):
-        raise click.BadParameter(f"{value!r} is not a device; use e.g. cpu, cuda or cuda:1.") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise click.BadParameter(
-                f"{value!r}: CUDA is not available on this machine; leave out --device, or use --device cpu."
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise click.BadParameter(f"{value!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}.")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise click.BadParameter(f"{value!r}: MPS is not available on this machine; use --device cpu.")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise click.BadParameter(f"{value!r}: train on cpu, cuda or mps.")
-    return value
 
 
 def _from_preset(field: str) -> str:

@@ -76,6 +76,7 @@ from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 try:
     import pytorch_lightning
     from pykeen.contrib.lightning import SLCWALitModule
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "pykeen_vbkgc.lightning needs PyTorch Lightning: pip install 'pykeen-vbkgc[lightning]'"
@@ -86,12 +87,18 @@ __all__ = [
     "SLCWABatchKey",
     "SeededSLCWABatches",
     "ShardedSLCWABatchSampler",
+    "TrainerSettingsError",
     "TwinsSLCWALitModule",
     "batch_seed",
     "train_lightning",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class TrainerSettingsError(ValueError):
+    """Lightning refused the accelerator, devices, strategy or another setting of its trainer."""
+
 
 #: the RNG streams of the training and the validation data
 TRAINING_STREAM, VALIDATION_STREAM = 0, 1
@@ -403,20 +410,6 @@ def train_lightning(
     :return: the trained model, its dataset, the module and the trainer
     """
     pytorch_lightning.seed_everything(random_seed, workers=True, verbose=False)
-    module = TwinsSLCWALitModule(
-        dataset=dataset,
-        dataset_kwargs=dataset_kwargs,
-        model=model,
-        model_kwargs=model_kwargs,
-        negative_sampler=negative_sampler,
-        negative_sampler_kwargs=negative_sampler_kwargs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        optimizer=optimizer,
-        optimizer_kwargs=optimizer_kwargs,
-        seed=random_seed,
-        num_workers=num_workers,
-    )
     options: dict[str, Any] = dict(
         accelerator=accelerator,
         devices=devices,
@@ -433,7 +426,25 @@ def train_lightning(
     if not validate:
         options["limit_val_batches"] = 0
     options.update(trainer_kwargs or {})
-    trainer = pytorch_lightning.Trainer(**options)
+    try:
+        # before the dataset and model are built: Lightning checks accelerator, devices and strategy here
+        trainer = pytorch_lightning.Trainer(**options)
+    except (ValueError, TypeError, MisconfigurationException) as error:
+        raise TrainerSettingsError(f"Lightning cannot train with these settings: {error}") from None
+    module = TwinsSLCWALitModule(
+        dataset=dataset,
+        dataset_kwargs=dataset_kwargs,
+        model=model,
+        model_kwargs=model_kwargs,
+        negative_sampler=negative_sampler,
+        negative_sampler_kwargs=negative_sampler_kwargs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        optimizer_kwargs=optimizer_kwargs,
+        seed=random_seed,
+        num_workers=num_workers,
+    )
     trainer.fit(model=module)
     return LightningResult(model=module.model, dataset=module.dataset, module=module, trainer=trainer)
 
@@ -478,30 +489,33 @@ def main(
     """
     quiet_library_logs()
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
-    result = train_lightning(
-        dataset=dataset_instance,
-        model="vbkgc",
-        model_kwargs=dict(
-            features=features,
-            feature_dim=None if features is not None else feature_dim,
-            **settings.model_kwargs(),
-            loss=settings.loss,
-            loss_kwargs=dict(margin=settings.margin),
+    try:
+        result = train_lightning(
+            dataset=dataset_instance,
+            model="vbkgc",
+            model_kwargs=dict(
+                features=features,
+                feature_dim=None if features is not None else feature_dim,
+                **settings.model_kwargs(),
+                loss=settings.loss,
+                loss_kwargs=dict(margin=settings.margin),
+                random_seed=seed,
+            ),
+            negative_sampler=sampler,
+            negative_sampler_kwargs=dict(num_negs_per_pos=settings.num_negatives),
+            batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            num_epochs=epochs,
+            accelerator=accelerator,
+            devices=int(devices) if devices.isdigit() else devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            precision=precision,
             random_seed=seed,
-        ),
-        negative_sampler=sampler,
-        negative_sampler_kwargs=dict(num_negs_per_pos=settings.num_negatives),
-        batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        num_epochs=epochs,
-        accelerator=accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        precision=precision,
-        random_seed=seed,
-        num_workers=num_workers,
-    )
+            num_workers=num_workers,
+        )
+    except TrainerSettingsError as error:
+        raise click.UsageError(str(error)) from None
     if not result.trainer.is_global_zero:
         return
     metrics = result.evaluate()

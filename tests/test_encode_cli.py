@@ -91,12 +91,28 @@ def test_shards_and_merge_cli(base_args, tmp_path):
         (["--dataset", "nations"], "Give exactly one of --texts and --dataset"),
         (["--max-images", "0"], "0 is not in the range x>=1"),
         (["--visual-tokens", "grid"], "--visual-tokens grid needs a transformers backbone"),
+        (
+            ["--device", "banana"],
+            "Invalid value for '--device': 'banana' is not a device; use e.g. cpu, cuda or cuda:1.",
+        ),
     ],
 )
 def test_usage_errors(base_args, tmp_path, extra, message):
     output = tmp_path / "out.safetensors"
     code, text = _run(encode, [*base_args, *extra, "-o", output])
     assert code == 2 and message in text
+    assert not output.exists() and not output.with_name(output.name + ".partial").exists()
+
+
+def test_a_device_that_the_machine_lacks_is_refused_before_the_encoder_loads(base_args, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    output = tmp_path / "out.safetensors"
+    code, text = _run(encode, [*base_args, "--device", "cuda", "-o", output])
+    assert code == 2
+    assert text.splitlines()[-1] == (
+        "Error: Invalid value for '--device': 'cuda': CUDA is not available on this machine; leave out --device, or "
+        "use --device cpu."
+    )
     assert not output.exists() and not output.with_name(output.name + ".partial").exists()
 
 

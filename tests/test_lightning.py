@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 pytest.importorskip("pytorch_lightning")
 
@@ -215,3 +216,23 @@ def test_ddp_cpu_two_processes(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0 < metrics["trained_mrr"] <= 1 and 0 < metrics["trained_hits_at_10"] <= 1
     assert metrics["trained_mrr"] > metrics["untrained_mrr"], metrics
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--accelerator", "banana"], "You selected an invalid accelerator name: `accelerator='banana'`."),
+        (["--accelerator", "cpu", "--devices", "x"], "`devices` selected with `CPUAccelerator` should be an int > 0."),
+        (["--strategy", "banana"], "You selected an invalid strategy name: `strategy='banana'`."),
+    ],
+)
+def test_cli_refuses_settings_that_lightning_cannot_use_in_one_message(tmp_path, arguments, message):
+    """Lightning's own message, without its traceback, and nothing written."""
+    from pykeen_vbkgc.lightning import main
+
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--epochs", "1", "--output", str(output), *arguments])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith(f"Error: Lightning cannot train with these settings: {message}")
+    assert "Traceback" not in result.output
+    assert not output.exists()

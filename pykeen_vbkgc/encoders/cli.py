@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..device_option import check_device
 from ..features import FeaturesFileError
 from .backbones import backbone_resolver
 from .base import EncoderLoadError
@@ -152,7 +153,7 @@ def _load_dataset(name: str, directory: Path | None):
 )
 @click.option("--max-length", type=click.IntRange(min=3), help="Maximum text tokens; default: the model's limit.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--device", help="e.g. cpu, cuda, cuda:1; default: CUDA when available.")
+@click.option("--device", callback=check_device, help="e.g. cpu, cuda, cuda:1; default: CUDA when available.")
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
