@@ -4,14 +4,13 @@ PyKEEN 1.11 reads entry points only for datasets. Our ``pykeen.datasets`` entry 
 hook: PyKEEN imports :mod:`pykeen_vbkgc` when it builds its dataset resolver, and the package registers the model,
 negative sampler, loss and interaction.
 
-That import can happen in the middle of ``import pykeen.models`` (``pykeen.models`` imports ``pykeen.datasets`` before
-it has created ``model_resolver``). Then registering at once is impossible, so :func:`register` defers: it lets the
-half-initialised ``pykeen.models`` module complete the registration the first time anybody reads its
-``model_resolver`` (as ``pykeen.pipeline``, ``pykeen.hpo`` and ``from pykeen.models import model_resolver`` do), and
-then restores the module. It can also happen while another PyKEEN module is half-imported (``import pykeen.nn``
-imports ``pykeen.datasets`` before ``pykeen.nn`` has the resolvers that ``pykeen.models`` imports); then
-:func:`register` waits for ``pykeen.models`` to be imported (an import hook) and registers right after.
-``import pykeen_vbkgc`` on its own always registers at once.
+That import can happen while a PyKEEN package that registering needs is half-imported: in the middle of ``import
+pykeen.models`` (which imports ``pykeen.datasets`` before it has created ``model_resolver``), or of ``import pykeen.nn``
+(which imports ``pykeen.datasets`` before it has the resolvers that ``pykeen.models`` imports). Then registering at once
+is impossible, so :func:`register` defers to the first moment a user can reach a resolver: the first read of a
+resolver from its module (``from pykeen.sampling import negative_sampler_resolver``, or PyKEEN's pipeline reading
+``model_resolver``), and the end of the import of a resolver's module that was not imported yet (an import hook). It
+registers then and restores the modules. ``import pykeen_vbkgc`` on its own always registers at once.
 """
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ _NEEDED = [["pykeen", package] for package in ("nn", "models", "losses", "sampli
 def _pykeen_models_ready() -> bool:
     """Return whether registering can import what it needs now: none of :data:`_NEEDED` is half-imported."""
     module = sys.modules.get("pykeen.models")
-    if module is not None and not hasattr(module, "model_resolver"):
+    # not hasattr: reading the attribute of a deferred module would register
+    if module is not None and "model_resolver" not in vars(module):
         return False
     # e.g. "import pykeen.nn" imports pykeen.datasets (and so this package) before pykeen.nn has its resolvers, which
     # pykeen.models imports
@@ -48,14 +48,31 @@ def _pykeen_models_ready() -> bool:
     )
 
 
+#: the modules of the resolvers that we register with, and the resolver that each defines
+_RESOLVER_MODULES = {
+    "pykeen.models": "model_resolver",
+    "pykeen.sampling": "negative_sampler_resolver",
+    "pykeen.losses": "loss_resolver",
+    "pykeen.training": "training_loop_resolver",
+    "pykeen.nn.modules": "interaction_resolver",
+}
+
+
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """An import hook that registers our components right after ``pykeen.models`` has been imported."""
+    """An import hook that tries to register right after one of :data:`_RESOLVER_MODULES` has been imported."""
+
+    def __init__(self) -> None:
+        self._finding = False
 
     def find_spec(self, fullname: str, path=None, target=None):  # noqa: D102
-        if fullname != "pykeen.models":
+        if fullname not in _RESOLVER_MODULES or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        # find the real spec with the other finders
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
@@ -81,15 +98,34 @@ def _register_once(resolver, cls) -> None:
 
 
 class _RegisterOnFirstResolverAccess(types.ModuleType):
-    """A module class for ``pykeen.models`` that registers our components when ``model_resolver`` is first read."""
+    """A module class for the modules of :data:`_RESOLVER_MODULES`: the first read of the resolver registers."""
 
     def __getattribute__(self, name: str):
         value = super().__getattribute__(name)
-        if name == "model_resolver":
-            # the attribute exists, so pykeen.models has finished initialising
+        if name == _RESOLVER_MODULES.get(super().__getattribute__("__name__")):
+            # the attribute exists, so the resolver has been created (register() defers again if still too early)
             self.__class__ = types.ModuleType
             register()
         return value
+
+
+def _defer() -> None:
+    """Register at the first read of a resolver, or after the import of a resolver's module that is not imported."""
+    if not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())
+    for name in _RESOLVER_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and type(module) is types.ModuleType:
+            module.__class__ = _RegisterOnFirstResolverAccess
+
+
+def _stop_deferring() -> None:
+    """Remove the import hook and restore the modules' class."""
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _RegisterAfterImport)]
+    for name in _RESOLVER_MODULES:
+        module = sys.modules.get(name)
+        if isinstance(module, _RegisterOnFirstResolverAccess):
+            module.__class__ = types.ModuleType
 
 
 def register() -> bool:
@@ -100,13 +136,9 @@ def register() -> bool:
     :return: whether the registration took place now (False if it was deferred, see the module docstring)
     """
     if not _pykeen_models_ready():
-        module = sys.modules.get("pykeen.models")
-        if module is None:
-            if not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
-                sys.meta_path.insert(0, _RegisterAfterImport())
-        elif type(module) is types.ModuleType:
-            module.__class__ = _RegisterOnFirstResolverAccess
+        _defer()
         return False
+    _stop_deferring()
 
     from pykeen.losses import loss_resolver
     from pykeen.models import model_resolver

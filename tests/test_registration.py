@@ -48,6 +48,37 @@ def test_components_resolve_in_a_fresh_interpreter(first_import):
     assert "could not load" not in result.stderr
 
 
+@pytest.mark.parametrize("first_import", ["import pykeen.nn", "import pykeen.nn.init", "import pykeen.datasets"])
+def test_each_resolver_knows_our_components_before_pykeen_models_is_imported(first_import):
+    """The registration deferred while pykeen.nn was half-imported happens at the first read of any resolver."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from pykeen.sampling import negative_sampler_resolver
+        print(negative_sampler_resolver.lookup("twins").__name__)
+        from pykeen.losses import loss_resolver
+        print(loss_resolver.lookup("preset").__name__)
+        from pykeen.training import training_loop_resolver
+        print(training_loop_resolver.lookup("nosampling").__name__)
+        from pykeen.nn.modules import interaction_resolver
+        print(interaction_resolver.lookup("vbkgc").__name__)
+        # the modules are restored and the import hook is gone
+        print(sorted({type(sys.modules[name]).__name__ for name in sys.modules if name.startswith("pykeen")}))
+        print([type(finder).__name__ for finder in sys.meta_path if "Register" in type(finder).__name__])
+        """
+    )
+    result = run(first_import + "\n" + code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "TwinsNegativeSampler",
+        "PresetLoss",
+        "NoSamplingTrainingLoop",
+        "VBKGCInteraction",
+        "['module']",
+        "[]",
+    ]
+
+
 def test_pipeline_by_name_without_importing_the_package():
     code = textwrap.dedent(
         """
