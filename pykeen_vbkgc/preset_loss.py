@@ -2,9 +2,10 @@ r"""A stand-in for the loss of VBKGC's preset, so that ``hpo_pipeline`` tunes ea
 
 PyKEEN's :func:`~pykeen.hpo.hpo_pipeline` takes the loss of a trial from the model class (``loss_default``) before
 it knows the dataset, while VBKGC's best-known loss depends on the dataset (see :mod:`pykeen_vbkgc.defaults`: the
-mean margin ranking loss with margin 12 on WN9, the self-adversarial loss with margin 9 on FB15k-237). VBKGC's
-``loss_default`` is therefore :class:`PresetLoss`: VBKGC replaces it by its preset's loss with the preset's margin
-times ``margin_scale``, and the margins that ``hpo_pipeline`` tries are centred on each dataset's best-known one::
+self-adversarial loss with margin 9 on WN9 and FB15k-237, the mean margin ranking loss with margin 10 elsewhere).
+VBKGC's ``loss_default`` is therefore :class:`PresetLoss`: VBKGC replaces it by its preset's loss with the preset's
+margin times ``margin_scale``, and the margins that ``hpo_pipeline`` tries are centred on each dataset's best-known
+one::
 
     from pykeen.hpo import hpo_pipeline
 
@@ -33,7 +34,7 @@ __all__ = [
 class PresetLoss(Loss):
     r"""The loss of VBKGC's preset with the margin $\gamma = s \cdot \gamma_{\text{preset}}$; VBKGC replaces it."""
 
-    #: factors on the preset's margin: for WN9's margin 12, 6-24; for FB15k-237's margin 9, 4.5-18
+    #: factors on the preset's margin: for the margin 9 of WN9 and FB15k-237, 4.5-18; for the best preset's 10, 5-20
     hpo_default: ClassVar[Mapping[str, Any]] = dict(
         margin_scale=dict(type="categorical", choices=[0.5, 0.75, 1.0, 1.5, 2.0]),
     )

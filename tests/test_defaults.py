@@ -38,8 +38,8 @@ def test_dataset_presets_have_the_documented_values():
         1e-3,
     )
     assert (WN9_PRESET.loss, WN9_PRESET.margin, WN9_PRESET.learning_rate, WN9_PRESET.num_negatives) == (
-        "meanmarginranking",
-        12.0,
+        "nssa",
+        9.0,
         1e-3,
         16,
     )
@@ -98,8 +98,8 @@ def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory,
         1,
         weighted,
         1e-3,
-        "MeanMarginRankingLoss",
-        12.0,
+        "NSSALoss",
+        9.0,
     )
     # the preset's weights of the terms that are scored
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,sm")
@@ -283,8 +283,10 @@ def test_preset_loss_is_replaced_by_the_preset_loss_with_the_scaled_margin(tiny_
         model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss=loss, loss_kwargs=loss_kwargs)
         assert type(model.loss) is NSSALoss and model.loss.margin == 18.0
     tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
-    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset")
-    assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 12.0
+    model = VBKGC(
+        triples_factory=tiny_factory, features=tiny_features, loss="preset", loss_kwargs=dict(margin_scale=0.5)
+    )
+    assert type(model.loss) is NSSALoss and model.loss.margin == 4.5
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset", preset="paper")
     assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 6.0
     with pytest.raises(ValueError, match=r"^margin_scale must be positive, got 0\.$"):

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The converged FB15k-237 runs of docs/results.md (issue 18): one row and seed per call, through pipeline() with
+# PyKEEN's early stopper (validation Hits@10 every 5 epochs, patience 2, relative delta 0.002), 64 negatives, PyKEEN's
+# self-adversarial loss with margin 9, Adam at lr 1e-3, batch 1,024, full test split. One thread; about an hour of one
+# core per VBKGC row and 100 minutes for TransE on the 2-core CPU.
+#
+#     bash benchmarks/fb15k237_converged.sh ROW SEED
+#
+# ROW: transe (PyKEEN's TransE, d 128), twins-W1 (VBKGC+Twins, the fb15k237 preset with W at the full rate), twins
+# (the preset as it is, W 1000x slower), ss (the structural term alone), twins-W1-ss0.6 (twins-W1 with the structural
+# term weighted 0.6 and the four text terms 0.1 each), ss-all (the terms ss and all, averaged).
+#
+# PyKEEN checkpoints every 5 minutes into results/ckpt/fb-conv-ROW-sSEED.pt: the same call resumes an interrupted
+# run (delete the checkpoint to start over). The log goes to results/fb_conv-ROW-sSEED.log, the result line (with the
+# exact keyword arguments) to results/fb_conv.jsonl; `python benchmarks/validation_curve.py LOG...` tabulates the
+# stopper's validation checks. Environment: DATA (default ../shared/data/fb15k237), EPOCHS and BUDGET (training
+# seconds) override the row's limits.
+set -eu
+ROW=${1:?ROW: transe, twins-W1, twins, ss, twins-W1-ss0.6 or ss-all}
+SEED=${2:?SEED}
+ES='"stopper": "early", "stopper_kwargs": {"frequency": 5, "patience": 2, "relative_delta": 0.002}'
+LOSS='"loss": "nssa", "loss_kwargs": {"margin": 9, "adversarial_temperature": 1.0}, "negative_sampler_kwargs": {"num_negs_per_pos": 64}'
+CKPT='"checkpoint_directory": "results/ckpt", "checkpoint_frequency": 5, "checkpoint_name": "fb-conv-'$ROW-s$SEED'.pt"'
+MODEL=vbkgc SAMPLER=twins EPOCHS_DEFAULT=60 BUDGET_DEFAULT=6600
+case $ROW in
+    transe)
+        MODEL=transe SAMPLER=basic EPOCHS_DEFAULT=150 BUDGET_DEFAULT=7200 LABEL=transe-d128-nssa9-k64-es
+        # checked every 10 epochs, as in the 2026-12-04 run
+        ES='"stopper": "early", "stopper_kwargs": {"frequency": 10, "patience": 2, "relative_delta": 0.002}'
+        MODEL_KWARGS='{"embedding_dim": 128}' ;;
+    twins-W1)
+        LABEL=vbkgc-twins-fb15k237-W1-es MODEL_KWARGS='{"projection_lr_scale": 1.0}' ;;
+    twins)
+        LABEL=vbkgc-twins-fb15k237-es MODEL_KWARGS='{}' ;;
+    ss)
+        EPOCHS_DEFAULT=40 BUDGET_DEFAULT=3600 LABEL=vbkgc-ss-p1-free-nssa9-k64-es
+        MODEL_KWARGS='{"score_terms": "ss", "scoring_fct_norm": 1, "normalize_relations": false, "relation_initializer": "xavier_uniform_norm"}' ;;
+    twins-W1-ss0.6)
+        LABEL=vbkgc-twins-fb15k237-W1-ss0.6-es
+        MODEL_KWARGS='{"projection_lr_scale": 1.0, "term_weights": "ss=0.6,mm=0.1,sm=0.1,ms=0.1,all=0.1"}' ;;
+    ss-all)
+        LABEL=vbkgc-twins-p1-ssall-mean-nssa9-k64-es MODEL_KWARGS='{"score_terms": "ss,all", "term_weights": "mean"}' ;;
+    *)
+        echo "unknown ROW $ROW: transe, twins-W1, twins, ss, twins-W1-ss0.6 or ss-all" >&2
+        exit 2 ;;
+esac
+mkdir -p results/ckpt
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/pipeline_run.py --dataset fb15k237multimodal \
+    --data "${DATA:-../shared/data/fb15k237}" --model $MODEL --sampler $SAMPLER --seed "$SEED" \
+    --epochs "${EPOCHS:-$EPOCHS_DEFAULT}" --time-budget "${BUDGET:-$BUDGET_DEFAULT}" --label $LABEL \
+    --output results/fb_conv.jsonl \
+    --kwargs '{"model_kwargs": '"$MODEL_KWARGS, $LOSS, $ES"', "training_kwargs": {'"$CKPT"'}}' \
+    > "results/fb_conv-$ROW-s$SEED.log" 2>&1
+tail -n 1 results/fb_conv.jsonl
