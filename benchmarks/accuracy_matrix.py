@@ -215,6 +215,17 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         "vbkgc-twins-wn9-nssa9-k64": ("vbkgc", "twins", nssa(9, 64)),
         "vbkgc-ss-wn9-nssa9-k64": ("vbkgc", "twins", nssa(9, 64, model_kwargs=dict(score_terms="ss"))),
         "vbkgc-random-wn9-nssa9-k64": ("vbkgc", "twins", nssa(9, 64, model_kwargs=dict(features="random"))),
+        # does the text's content count more when the text terms weigh more? (the preset, text terms 0.1)
+        "vbkgc-twins-wn9-nssa9-w0.1": (
+            "vbkgc",
+            "twins",
+            dict(loss="nssa", model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
+        ),
+        "vbkgc-random-wn9-nssa9-w0.1": (
+            "vbkgc",
+            "twins",
+            dict(loss="nssa", model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1", features="random")),
+        ),
         "vbkgc-normal-wn9-nssa9-k64": ("vbkgc", "basic", nssa(9, 64)),
         # the same loss with pipeline()'s 16 negatives
         "vbkgc-twins-wn9-nssa9": (
