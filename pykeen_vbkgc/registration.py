@@ -29,8 +29,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-#: the PyKEEN packages that registering imports (directly, or through our modules)
-_NEEDED = [["pykeen", package] for package in ("nn", "models", "losses", "sampling", "training")]
+#: the modules of the resolvers that we register with, and the resolver that each defines
+_RESOLVER_MODULES = {
+    "pykeen.models": "model_resolver",
+    "pykeen.sampling": "negative_sampler_resolver",
+    "pykeen.losses": "loss_resolver",
+    "pykeen.training": "training_loop_resolver",
+    "pykeen.nn.modules": "interaction_resolver",
+}
+
+
+#: the PyKEEN packages that must not be half-imported when registering: those of the resolvers
+_NEEDED = [name.split(".")[:2] for name in _RESOLVER_MODULES]
 
 
 def _pykeen_models_ready() -> bool:
@@ -46,16 +56,6 @@ def _pykeen_models_ready() -> bool:
         for name, module in list(sys.modules.items())
         if name.split(".")[:2] in _NEEDED
     )
-
-
-#: the modules of the resolvers that we register with, and the resolver that each defines
-_RESOLVER_MODULES = {
-    "pykeen.models": "model_resolver",
-    "pykeen.sampling": "negative_sampler_resolver",
-    "pykeen.losses": "loss_resolver",
-    "pykeen.training": "training_loop_resolver",
-    "pykeen.nn.modules": "interaction_resolver",
-}
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
