@@ -66,7 +66,8 @@ WN9_MMR12 = dict(loss="meanmarginranking", loss_kwargs=dict(margin=12.0))
 
 #: what pipeline() users get from VBKGC with the dataset's preset (only the budget set), and its ablations: the normal
 #: sampler, the structural term alone, random features; and the same with NSCaching's negatives
-DEFAULTS_ABLATIONS: dict[str, tuple[str, str, dict]] = {
+DEFAULTS_ROWS: dict[str, tuple[str, str, dict]] = {
+    "vbkgc-defaults": ("vbkgc", "twins", {}),
     "vbkgc-normal-defaults": ("vbkgc", "basic", {}),
     "vbkgc-ss-defaults": ("vbkgc", "twins", dict(model_kwargs=dict(score_terms="ss"))),
     "vbkgc-random-defaults": ("vbkgc", "twins", dict(model_kwargs=dict(features="random"))),
@@ -76,11 +77,10 @@ DEFAULTS_ABLATIONS: dict[str, tuple[str, str, dict]] = {
 #: label -> (model, sampler, pipeline keyword arguments)
 MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     "fb15k237": {
-        **DEFAULTS_ABLATIONS,
+        **DEFAULTS_ROWS,
         "transe-nssa9-k64": ("transe", "basic", nssa(9, 64)),
         "transe-d128-nssa9-k64": ("transe", "basic", nssa(9, 64, model_kwargs=dict(embedding_dim=128))),
         "transe-nssa9-k64-lr1e-2": ("transe", "basic", nssa(9, 64, lr=1e-2)),
-        "vbkgc-defaults": ("vbkgc", "twins", {}),
         "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
         "vbkgc-twins-nssa3-k64-lr1e-2": ("vbkgc", "twins", nssa(3, 64, lr=1e-2)),
         "vbkgc-normal-nssa3-k64-lr1e-2": ("vbkgc", "basic", nssa(3, 64, lr=1e-2)),
@@ -107,8 +107,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     # the defaults question of issue 18 on WN9: every row at the pipeline's learning rate 1e-3 unless named
     "wn9": {
         # since 2026-12-04 (second session) the "defaults" rows get WN9's preset from the dataset
-        "vbkgc-defaults": ("vbkgc", "twins", {}),
-        **DEFAULTS_ABLATIONS,
+        **DEFAULTS_ROWS,
         "vbkgc-twins-nssa2-k64": ("vbkgc", "twins", nssa(2, 64)),
         "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
         "vbkgc-twins-nssa5-k64": ("vbkgc", "twins", nssa(5, 64)),
@@ -205,10 +204,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         # the defaults rows with the wn9 preset of 2026-12-04, whose loss was the mean margin loss with margin 12
         **{
             f"{label}-mmr-margin12": (model, sampler, {**kwargs, **WN9_MMR12})
-            for label, (model, sampler, kwargs) in {
-                "vbkgc-defaults": ("vbkgc", "twins", {}),
-                **DEFAULTS_ABLATIONS,
-            }.items()
+            for label, (model, sampler, kwargs) in DEFAULTS_ROWS.items()
         },
         # the wn9 preset's model with the loss of FB15k-237's (nssa margin 9, 64 negatives): the structural term
         # alone reached MRR 0.788 with it (vbkgc-ss-fbpreset-unit-relations)
@@ -235,7 +231,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
     },
     # the embedded demo (500 entities): how fast the defaults leave the self-candidate trap
     "demo": {
-        "vbkgc-defaults": ("vbkgc", "twins", {}),
+        "vbkgc-defaults": DEFAULTS_ROWS["vbkgc-defaults"],
         "vbkgc-lr1e-2": ("vbkgc", "twins", dict(optimizer="adam", optimizer_kwargs=dict(lr=1e-2))),
         "vbkgc-twins-nssa3-k64": ("vbkgc", "twins", nssa(3, 64)),
         "vbkgc-free-relations": ("vbkgc", "twins", dict(model_kwargs=dict(normalize_relations=False))),
