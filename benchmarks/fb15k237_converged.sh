@@ -9,7 +9,8 @@
 # ROW: transe (PyKEEN's TransE, d 128), twins-W1 (VBKGC+Twins, the fb15k237 preset with W at the full rate), twins
 # (the preset as it is, W 1000x slower), ss (the structural term alone), twins-W1-ss0.6 (twins-W1 with the structural
 # term weighted 0.6 and the four text terms 0.1 each), twins-w0.03-unit (the preset with WN9's weighting, text terms
-# 0.03, and unit relations), ss-all (the terms ss and all, averaged).
+# 0.03, and unit relations), ss-unit and random-w0.03-unit (its ablations: the structural term alone with unit
+# relations; random features), ss-all (the terms ss and all, averaged).
 #
 # PyKEEN checkpoints every 5 minutes into results/ckpt/fb-conv-ROW-sSEED.pt: the same call resumes an interrupted
 # run (delete the checkpoint to start over). The log is appended to results/fb_conv-ROW-sSEED.log, the result line
@@ -17,7 +18,8 @@
 # tabulates the stopper's validation checks. Environment: DATA (default ../shared/data/fb15k237), EPOCHS and BUDGET
 # (training seconds) override the row's limits.
 set -eu
-ROW=${1:?ROW: transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit or ss-all}
+ROWS="transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, ss-unit, random-w0.03-unit or ss-all"
+ROW=${1:?ROW: $ROWS}
 SEED=${2:?SEED}
 ES='"stopper": "early", "stopper_kwargs": {"frequency": 5, "patience": 2, "relative_delta": 0.002}'
 LOSS='"loss": "nssa", "loss_kwargs": {"margin": 9, "adversarial_temperature": 1.0}, "negative_sampler_kwargs": {"num_negs_per_pos": 64}'
@@ -43,10 +45,15 @@ case $ROW in
         # WN9's weighting and unit relations; level with the preset at 10 epochs (docs/results.md)
         LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-es
         MODEL_KWARGS='{"term_weights": "mm=0.03,sm=0.03,ms=0.03,all=0.03", "normalize_relations": true}' ;;
+    ss-unit)
+        LABEL=vbkgc-ss-fb15k237-unit-relations-es MODEL_KWARGS='{"score_terms": "ss", "normalize_relations": true}' ;;
+    random-w0.03-unit)
+        LABEL=vbkgc-random-fb15k237-w0.03-unit-relations-es
+        MODEL_KWARGS='{"term_weights": "mm=0.03,sm=0.03,ms=0.03,all=0.03", "normalize_relations": true, "features": "random"}' ;;
     ss-all)
         LABEL=vbkgc-twins-p1-ssall-mean-nssa9-k64-es MODEL_KWARGS='{"score_terms": "ss,all", "term_weights": "mean"}' ;;
     *)
-        echo "unknown ROW $ROW: transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit or ss-all" >&2
+        echo "unknown ROW $ROW: $ROWS" >&2
         exit 2 ;;
 esac
 mkdir -p results/ckpt
