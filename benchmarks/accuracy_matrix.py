@@ -26,6 +26,11 @@ from pykeen_vbkgc.defaults import BEST, FB15K237_PRESET  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
+def text_terms(weight: float) -> str:
+    """Return ``term_weights`` that weigh the four text terms ``weight`` each, next to the structural term's 1."""
+    return f"mm={weight},sm={weight},ms={weight},all={weight}"
+
+
 def nssa(margin: float, k: int, lr: float | None = None, model_kwargs: dict | None = None) -> dict:
     """Return pipeline keyword arguments for PyKEEN's self-adversarial loss with ``k`` negatives."""
     kwargs: dict = dict(
@@ -55,11 +60,12 @@ TRANSE_MARGIN = (
 #: the best VBKGC configuration of the WN9 study (issue 10) without its learning rate: p 1, unit relations, text
 #: terms weighted 0.03, margin 24, 16 filtered negatives
 WN9_STUDY = dict(
-    model_kwargs=dict(scoring_fct_norm=1, normalize_relations=True, term_weights="mm=0.03,sm=0.03,ms=0.03,all=0.03"),
+    model_kwargs=dict(scoring_fct_norm=1, normalize_relations=True, term_weights=text_terms(0.03)),
     loss="meanmarginranking",
     loss_kwargs=dict(margin=24.0),
     negative_sampler_kwargs=dict(num_negs_per_pos=16, filtered=True),
 )
+
 
 #: the loss of the wn9 preset until 2026-12-05: Eq. 15's mean margin loss with margin 12
 WN9_MMR12 = dict(loss="meanmarginranking", loss_kwargs=dict(margin=12.0))
@@ -96,12 +102,12 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         "vbkgc-twins-w0.03": (
             "vbkgc",
             "twins",
-            dict(model_kwargs=dict(term_weights="mm=0.03,sm=0.03,ms=0.03,all=0.03")),
+            dict(model_kwargs=dict(term_weights=text_terms(0.03))),
         ),
         "vbkgc-twins-w0.03-unit-relations": (
             "vbkgc",
             "twins",
-            dict(model_kwargs=dict(term_weights="mm=0.03,sm=0.03,ms=0.03,all=0.03", normalize_relations=True)),
+            dict(model_kwargs=dict(term_weights=text_terms(0.03), normalize_relations=True)),
         ),
     },
     # the defaults question of issue 18 on WN9: every row at the pipeline's learning rate 1e-3 unless named
@@ -114,7 +120,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         "vbkgc-twins-nssa3-k64-w0.1": (
             "vbkgc",
             "twins",
-            nssa(3, 64, model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
+            nssa(3, 64, model_kwargs=dict(term_weights=text_terms(0.1))),
         ),
         "vbkgc-twins-nssa3-k64-lr1e-2": ("vbkgc", "twins", nssa(3, 64, lr=1e-2)),
         "vbkgc-normal-nssa3-k64": ("vbkgc", "basic", nssa(3, 64)),
@@ -130,7 +136,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         "vbkgc-twins-best-preset-w0.1": (
             "vbkgc",
             "twins",
-            BEST.pipeline_kwargs(model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
+            BEST.pipeline_kwargs(model_kwargs=dict(term_weights=text_terms(0.1))),
         ),
         "vbkgc-ss-best-preset": ("vbkgc", "twins", BEST.pipeline_kwargs(model_kwargs=dict(score_terms="ss"))),
         # the tuned WN9 configuration of the issue-10 study (docs/study/wn9-twins-best-config.json) at lr 1e-3
@@ -145,7 +151,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             "twins",
             {
                 **WN9_STUDY,
-                "model_kwargs": {**WN9_STUDY["model_kwargs"], "term_weights": "mm=0.01,sm=0.01,ms=0.01,all=0.01"},
+                "model_kwargs": {**WN9_STUDY["model_kwargs"], "term_weights": text_terms(0.01)},
             },
         ),
         "vbkgc-twins-wn9study-lr1e-3-free-relations": (
@@ -199,7 +205,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         "vbkgc-twins-wn9-W1-w0.1": (
             "vbkgc",
             "twins",
-            dict(model_kwargs=dict(projection_lr_scale=1.0, term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1"), **WN9_MMR12),
+            dict(model_kwargs=dict(projection_lr_scale=1.0, term_weights=text_terms(0.1)), **WN9_MMR12),
         ),
         # the defaults rows with the wn9 preset of 2026-12-04, whose loss was the mean margin loss with margin 12
         **{
@@ -220,12 +226,12 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
         "vbkgc-twins-wn9-nssa9-w0.1": (
             "vbkgc",
             "twins",
-            dict(loss="nssa", model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1")),
+            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.1))),
         ),
         "vbkgc-random-wn9-nssa9-w0.1": (
             "vbkgc",
             "twins",
-            dict(loss="nssa", model_kwargs=dict(term_weights="mm=0.1,sm=0.1,ms=0.1,all=0.1", features="random")),
+            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.1), features="random")),
         ),
         "transe-d128-nssa9-k64": ("transe", "basic", nssa(9, 64, model_kwargs=dict(embedding_dim=128))),
     },
