@@ -44,8 +44,8 @@ def test_dataset_presets_have_the_documented_values():
         16,
     )
     assert WN9_PRESET.term_weights == "mm=0.03,sm=0.03,ms=0.03,all=0.03"
-    assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (1, "mean")
-    assert (FB15K237_PRESET.normalize_relations, FB15K237_PRESET.relation_initializer) == (False, "xavier_uniform_norm")
+    assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (1, "mm=0.03,sm=0.03,ms=0.03,all=0.03")
+    assert (FB15K237_PRESET.normalize_relations, FB15K237_PRESET.relation_initializer) == (True, "xavier_uniform_norm")
     assert (FB15K237_PRESET.loss, FB15K237_PRESET.margin, FB15K237_PRESET.num_negatives) == ("nssa", 9.0, 64)
     assert FB15K237_PRESET.learning_rate == 1e-3
     assert get_preset("wn9") is WN9_PRESET and get_preset("fb15k237") is FB15K237_PRESET
@@ -124,14 +124,14 @@ def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory,
     )
     tiny_factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
-    assert _settings(model) == (1, (0.2,) * 5, 1e-3, "NSSALoss", 9.0)
-    # free relations that start at unit length, as PyKEEN's TransE's
-    assert not model.interaction.normalize_relations
+    assert _settings(model) == (1, weighted, 1e-3, "NSSALoss", 9.0)
+    # unit relations that start at unit length, as PyKEEN's TransE's
+    assert model.interaction.normalize_relations
     torch.testing.assert_close(model.relation_representations[0]().norm(dim=-1), torch.ones(tiny_factory.num_relations))
-    # the mean of the scored terms, whichever they are
-    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss")
-    assert model.interaction.term_weights == (1.0,)
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,all")
+    assert model.interaction.term_weights == (1.0, 0.03)
+    # "mean" weighs the scored terms equally, whichever they are
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,all", term_weights="mean")
     assert model.interaction.term_weights == (0.5, 0.5)
     # the other presets start relations with Xavier's values, not normalised
     tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
