@@ -188,7 +188,7 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             "twins",
             {**WN9_STUDY, "model_kwargs": {**WN9_STUDY["model_kwargs"], "features": "random"}},
         ),
-        # 2026-12-05: does FB15k-237's preset of the day (five terms averaged, nssa margin 9, 64 negatives) let the text help?
+        # 2026-12-05: does FB15k-237's preset of the day (five terms averaged, nssa 9, 64 negatives) let the text help?
         "vbkgc-twins-fbpreset": ("vbkgc", "twins", FB15K237_AVERAGED.pipeline_kwargs()),
         "vbkgc-ss-fbpreset": ("vbkgc", "twins", FB15K237_AVERAGED.pipeline_kwargs(model_kwargs=dict(score_terms="ss"))),
         # the same with unit relations (WN9's preset has them): free relations fall into the self-candidate trap
