@@ -71,7 +71,8 @@ WN9_STUDY = dict(
 #: the loss of the wn9 preset until 2026-12-05: Eq. 15's mean margin loss with margin 12
 WN9_MMR12 = dict(loss="meanmarginranking", loss_kwargs=dict(margin=12.0))
 #: the fb15k237 preset until 2026-12-05 (third session): the five terms averaged, free relations
-FB15K237_AVERAGED = dataclasses.replace(FB15K237_PRESET, term_weights="mean", normalize_relations=False)
+AVERAGED_MODEL_KWARGS = dict(term_weights="mean", normalize_relations=False)
+FB15K237_AVERAGED = dataclasses.replace(FB15K237_PRESET, **AVERAGED_MODEL_KWARGS)
 
 #: what pipeline() users get from VBKGC with the dataset's preset (only the budget set), and its ablations: the normal
 #: sampler, the structural term alone, random features; and the same with NSCaching's negatives
@@ -112,6 +113,15 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             "twins",
             dict(model_kwargs=dict(term_weights=text_terms(0.03), normalize_relations=True)),
         ),
+        # the defaults rows with the preset until 2026-12-05 (fourth session): the five terms averaged, free relations
+        **{
+            f"{label}-averaged": (
+                model,
+                sampler,
+                {**kwargs, "model_kwargs": {**kwargs.get("model_kwargs", {}), **AVERAGED_MODEL_KWARGS}},
+            )
+            for label, (model, sampler, kwargs) in DEFAULTS_ROWS.items()
+        },
     },
     # the defaults question of issue 18 on WN9: every row at the pipeline's learning rate 1e-3 unless named
     "wn9": {
