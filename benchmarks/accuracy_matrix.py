@@ -113,6 +113,17 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             "twins",
             dict(model_kwargs=dict(term_weights=text_terms(0.03), normalize_relations=True)),
         ),
+        # the defaults with the MiniLM features centred or whitened (benchmarks/transform_features.py writes the files)
+        "vbkgc-centred-defaults": (
+            "vbkgc",
+            "twins",
+            dict(model_kwargs=dict(features="results/features/fb15k237.minilm.centre.safetensors")),
+        ),
+        "vbkgc-whitened-defaults": (
+            "vbkgc",
+            "twins",
+            dict(model_kwargs=dict(features="results/features/fb15k237.minilm.whiten.safetensors")),
+        ),
         # the defaults rows with the preset until 2026-12-05 (fourth session): the five terms averaged, free relations
         **{
             f"{label}-averaged": (
