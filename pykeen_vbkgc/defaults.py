@@ -144,8 +144,8 @@ WN9_PRESET = Preset(
 #: FB15k-237 at PyKEEN's learning rate: WN9's model settings (the L1 distance, unit relations starting at unit
 #: length, the text terms weighted 0.03) with the self-adversarial loss, margin 9, and 64 negatives, PyKEEN's TransE's
 #: best-known loss on FB15k-237. Trained to convergence this beats the mean of the five terms (MRR 0.295 against
-#: 0.287, docs/results.md) and is level with it at 10 epochs; with the L2 distance and margin 3 every run peaked after
-#: 5 epochs
+#: 0.287, docs/results.md) and is level with it on MRR at 10 epochs; with the L2 distance and margin 3 every run peaked
+#: after 5 epochs
 FB15K237_PRESET = Preset(
     name="fb15k237",
     scoring_fct_norm=1,

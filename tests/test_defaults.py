@@ -125,7 +125,7 @@ def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory,
     tiny_factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
     assert _settings(model) == (1, weighted, 1e-3, "NSSALoss", 9.0)
-    # unit relations that start at unit length, as PyKEEN's TransE's
+    # unit relations, starting at unit length as PyKEEN's TransE's do
     assert model.interaction.normalize_relations
     torch.testing.assert_close(model.relation_representations[0]().norm(dim=-1), torch.ones(tiny_factory.num_relations))
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,all")
