@@ -12,7 +12,8 @@
 # text terms 0.1 each), twins-w0.03-unit (the preset with WN9's weighting, text terms 0.03, and unit relations: the
 # fb15k237 preset since 2026-12-05), twins-w0.03-unit-60ep (the same for all 60 epochs), normal-w0.03-unit (the same
 # with PyKEEN's basic sampler), ss-unit and random-w0.03-unit (its ablations: the structural term alone with unit
-# relations; random features), ss-all (the terms ss and all, averaged).
+# relations; random features), nscaching-w0.03-unit (the preset with NSCaching's negatives), twins-w0.03-unit-d256
+# (the preset with dimension 256), ss-all (the terms ss and all, averaged).
 #
 # PyKEEN checkpoints every 5 minutes into results/ckpt/fb-conv-ROW-sSEED.pt: the same call resumes an interrupted
 # run (delete the checkpoint to start over). The log is appended to results/fb_conv-ROW-sSEED.log, the result line
@@ -24,7 +25,7 @@ set -eu
 # bash reads a script while it runs it: a function is read whole before it starts, so editing this file under a
 # running row cannot shift what that row executes next
 main() {
-    ROWS="transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, twins-w0.03-unit-60ep, ss-unit, normal-w0.03-unit, random-w0.03-unit or ss-all"
+    ROWS="transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, twins-w0.03-unit-60ep, ss-unit, normal-w0.03-unit, random-w0.03-unit, nscaching-w0.03-unit, twins-w0.03-unit-d256 or ss-all"
     ROW=${1:?ROW: $ROWS}
     SEED=${2:?SEED}
     # PyKEEN's early stopper on validation Hits@10: every FREQUENCY epochs, PATIENCE checks without improvement
@@ -67,6 +68,13 @@ main() {
         random-w0.03-unit)
             LABEL=vbkgc-random-fb15k237-w0.03-unit-relations-es
             MODEL_KWARGS='{'"$TEXT_003_UNIT"', "features": "random"}' ;;
+        nscaching-w0.03-unit)
+            SAMPLER=nscaching LABEL=vbkgc-nscaching-fb15k237-w0.03-unit-relations-es MODEL_KWARGS='{'"$TEXT_003_UNIT"'}' ;;
+        twins-w0.03-unit-d256)
+            # the preset with embeddings (and W's output) of dimension 256 instead of 128: about twice the time per
+            # epoch, so a longer budget
+            BUDGET_DEFAULT=10800 LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-d256-es
+            MODEL_KWARGS='{'"$TEXT_003_UNIT"', "embedding_dim": 256}' ;;
         ss-all)
             LABEL=vbkgc-twins-p1-ssall-mean-nssa9-k64-es MODEL_KWARGS='{"score_terms": "ss,all", '"$AVERAGED"'}' ;;
         *)

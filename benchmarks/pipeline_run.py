@@ -85,10 +85,14 @@ def main() -> None:
     training_kwargs["callbacks"] = budget
     if args.sampler is not None:
         extra["negative_sampler"] = args.sampler
+    # further dataset keyword arguments (e.g. create_inverse_triples) next to the data directory
+    dataset_kwargs = extra.pop("dataset_kwargs", {})
+    if args.dataset != "multimodaldemo":
+        dataset_kwargs["directory"] = args.data or DATA[args.dataset]
     start = time.perf_counter()
     result = pipeline(
         dataset=args.dataset,
-        dataset_kwargs=None if args.dataset == "multimodaldemo" else dict(directory=args.data or DATA[args.dataset]),
+        dataset_kwargs=dataset_kwargs,
         model=args.model,
         training_kwargs=training_kwargs,
         evaluator_kwargs=dict(batch_size=256),
