@@ -37,6 +37,7 @@ main() {
     # the rows state every setting that differs from the paper's model, so that they mean the same whatever the preset
     AVERAGED='"term_weights": "mean", "normalize_relations": false'
     TEXT_003_UNIT='"term_weights": "mm=0.03,sm=0.03,ms=0.03,all=0.03", "normalize_relations": true'
+    SS_UNIT='"score_terms": "ss", "term_weights": "mean", "normalize_relations": true'
     MODEL=vbkgc SAMPLER=twins EPOCHS_DEFAULT=60 BUDGET_DEFAULT=6600
     case $ROW in
         transe)
@@ -64,7 +65,7 @@ main() {
             LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-60ep MODEL_KWARGS='{'"$TEXT_003_UNIT"'}' PATIENCE=12 ;;
         ss-unit)
             LABEL=vbkgc-ss-fb15k237-unit-relations-es
-            MODEL_KWARGS='{"score_terms": "ss", "term_weights": "mean", "normalize_relations": true}' ;;
+            MODEL_KWARGS='{'"$SS_UNIT"'}' ;;
         normal-w0.03-unit)
             SAMPLER=basic LABEL=vbkgc-normal-fb15k237-w0.03-unit-relations-es MODEL_KWARGS='{'"$TEXT_003_UNIT"'}' ;;
         random-w0.03-unit)
@@ -80,7 +81,7 @@ main() {
             MODEL_KWARGS='{'"$TEXT_003_UNIT"', "embedding_dim": 256}' ;;
         ss-unit-d256)
             MARGIN=12.7 BUDGET_DEFAULT=10800 LABEL=vbkgc-ss-fb15k237-unit-relations-d256-m12.7-es
-            MODEL_KWARGS='{"score_terms": "ss", "term_weights": "mean", "normalize_relations": true, "embedding_dim": 256}' ;;
+            MODEL_KWARGS='{'"$SS_UNIT"', "embedding_dim": 256}' ;;
         ss-all)
             LABEL=vbkgc-twins-p1-ssall-mean-nssa9-k64-es MODEL_KWARGS='{"score_terms": "ss,all", '"$AVERAGED"'}' ;;
         *)
