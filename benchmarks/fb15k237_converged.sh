@@ -20,7 +20,7 @@
 # run (delete the checkpoint to start over). The log is appended to results/fb_conv-ROW-sSEED.log, the result line
 # (with the exact keyword arguments) to results/fb_conv.jsonl; `python benchmarks/validation_curve.py LOG...`
 # tabulates the stopper's validation checks. Environment: DATA (default ../shared/data/fb15k237), EPOCHS and BUDGET
-# (training seconds) override the row's limits.
+# (training seconds) override the row's limits, THREADS (default 1) the torch threads of the run.
 set -eu
 
 # bash reads a script while it runs it: a function is read whole before it starts, so editing this file under a
@@ -91,7 +91,7 @@ main() {
     LOSS='"loss": "nssa", "loss_kwargs": {"margin": '$MARGIN', "adversarial_temperature": 1.0}, "negative_sampler_kwargs": {"num_negs_per_pos": 64}'
     ES='"stopper": "early", "stopper_kwargs": {"frequency": '$FREQUENCY', "patience": '$PATIENCE', "relative_delta": 0.002}'
     mkdir -p results/ckpt
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/pipeline_run.py --dataset fb15k237multimodal \
+    OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1} python benchmarks/pipeline_run.py --dataset fb15k237multimodal \
         --data "${DATA:-../shared/data/fb15k237}" --model $MODEL --sampler $SAMPLER --seed "$SEED" \
         --epochs "${EPOCHS:-$EPOCHS_DEFAULT}" --time-budget "${BUDGET:-$BUDGET_DEFAULT}" --label $LABEL \
         --output results/fb_conv.jsonl \

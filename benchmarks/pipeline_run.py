@@ -21,8 +21,11 @@ import time
 from pathlib import Path
 
 import torch
+from pykeen.constants import PYKEEN_CHECKPOINTS
 from pykeen.pipeline import pipeline
+from pykeen.stoppers import EarlyStopper, stopper_resolver
 from pykeen.training.callbacks import TrainingCallback
+from stopper_weights import best_weights, restore_best_weights
 
 import pykeen_vbkgc  # noqa: F401  (registers the components)
 
@@ -85,6 +88,13 @@ def main() -> None:
     training_kwargs["callbacks"] = budget
     if args.sampler is not None:
         extra["negative_sampler"] = args.sampler
+    early_stopping = "stopper" in extra and stopper_resolver.lookup(extra["stopper"]) is EarlyStopper
+    if early_stopping and "checkpoint_name" in training_kwargs:
+        # a resumed run must find the best weights of the epochs before the resume
+        directory = Path(training_kwargs.get("checkpoint_directory", PYKEEN_CHECKPOINTS))
+        checkpoint = directory / training_kwargs["checkpoint_name"]
+        restore_best_weights(checkpoint)
+        extra["stopper_kwargs"] = {**extra.get("stopper_kwargs", {}), "best_model_path": best_weights(checkpoint)}
     # further dataset keyword arguments (e.g. create_inverse_triples) next to the data directory
     dataset_kwargs = extra.pop("dataset_kwargs", {})
     if args.dataset != "multimodaldemo":

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from stopper_weights import best_weights, restore_best_weights
 
 HERE = Path(__file__).resolve().parent
 DATA = {
@@ -200,41 +201,6 @@ def search(args: argparse.Namespace) -> None:
     result = run_trials(args, n_trials=missing, sampler_seed=0)
     result.save_to_directory(out)
     print(json.dumps(dict(best_value=result.study.best_value, best_params=result.study.best_params)))
-
-
-def best_weights(checkpoint: Path) -> Path:
-    """Return the early stopper's file of the best weights of a run, beside its training checkpoint.
-
-    PyKEEN's :class:`~pykeen.stoppers.EarlyStopper` keeps the best epoch's weights in a file of its own and reloads
-    them when it stops. By default that file has a new random name in every process, so a run resumed from a
-    checkpoint restores the stopper's state (best epoch, remaining patience) but not the file, and fails with a
-    FileNotFoundError when it stops without a new best epoch after the resume. A fixed name survives the restart.
-    """
-    return checkpoint.with_name(f"{checkpoint.stem}-best-weights.pt")
-
-
-def restore_best_weights(checkpoint: Path) -> None:
-    """Write the best weights of a checkpoint of a run that was killed before it had a fixed best-weights file.
-
-    This is possible when the checkpoint itself is of the best epoch (or holds PyKEEN's best-epoch checkpoint);
-    otherwise the run is refused: it would stop with the weights of a later epoch or fail.
-    """
-    target = best_weights(checkpoint)
-    if target.is_file() or not checkpoint.is_file():
-        return
-    state = torch.load(checkpoint, weights_only=False)
-    best_epoch = (state.get("stopper_dict") or {}).get("best_epoch")
-    if best_epoch is None:
-        return
-    if state.get("best_epoch_model_checkpoint"):
-        torch.save(state["best_epoch_model_checkpoint"]["model_state_dict"], target)
-    elif state["epoch"] == best_epoch:
-        torch.save(state["model_state_dict"], target)
-    else:
-        sys.exit(
-            f"{checkpoint} is of epoch {state['epoch']}, its best epoch {best_epoch} was not kept: the weights to "
-            f"restore when early stopping stops are lost. Delete the checkpoint to rerun the seed."
-        )
 
 
 def final(args: argparse.Namespace) -> None:
