@@ -91,9 +91,9 @@ main() {
     LOSS='"loss": "nssa", "loss_kwargs": {"margin": '$MARGIN', "adversarial_temperature": 1.0}, "negative_sampler_kwargs": {"num_negs_per_pos": 64}'
     ES='"stopper": "early", "stopper_kwargs": {"frequency": '$FREQUENCY', "patience": '$PATIENCE', "relative_delta": 0.002}'
     mkdir -p results/ckpt
-    OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1} python benchmarks/pipeline_run.py --dataset fb15k237multimodal \
-        --data "${DATA:-../shared/data/fb15k237}" --model $MODEL --sampler $SAMPLER --seed "$SEED" \
-        --epochs "${EPOCHS:-$EPOCHS_DEFAULT}" --time-budget "${BUDGET:-$BUDGET_DEFAULT}" --label $LABEL \
+    OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1} python benchmarks/pipeline_run.py \
+        --dataset fb15k237multimodal --data "${DATA:-../shared/data/fb15k237}" --model $MODEL --sampler $SAMPLER \
+        --seed "$SEED" --epochs "${EPOCHS:-$EPOCHS_DEFAULT}" --time-budget "${BUDGET:-$BUDGET_DEFAULT}" --label $LABEL \
         --output results/fb_conv.jsonl \
         --kwargs '{"model_kwargs": '"$MODEL_KWARGS, $LOSS, $ES"', "training_kwargs": {'"$CKPT"'}}' \
         >> "results/fb_conv-$ROW-s$SEED.log" 2>&1
