@@ -13,8 +13,8 @@
 # fb15k237 preset since 2026-12-05), twins-w0.03-unit-60ep (the same for all 60 epochs), normal-w0.03-unit (the same
 # with PyKEEN's basic sampler), ss-unit and random-w0.03-unit (its ablations: the structural term alone with unit
 # relations; random features), nscaching-w0.03-unit (the preset with NSCaching's negatives), twins-w0.03-unit-d256
-# (the preset with dimension 256 and the margin scaled to it), ss-unit-d256 (its structural term alone), ss-all (the
-# terms ss and all, averaged).
+# (the preset with dimension 256 and the margin scaled to it), ss-unit-d256 and random-w0.03-unit-d256 (its
+# structural term alone; random features), ss-all (the terms ss and all, averaged).
 #
 # PyKEEN checkpoints every 5 minutes into results/ckpt/fb-conv-ROW-sSEED.pt: the same call resumes an interrupted
 # run (delete the checkpoint to start over). The log is appended to results/fb_conv-ROW-sSEED.log, the result line
@@ -26,7 +26,7 @@ set -eu
 # bash reads a script while it runs it: a function is read whole before it starts, so editing this file under a
 # running row cannot shift what that row executes next
 main() {
-    ROWS="transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, twins-w0.03-unit-60ep, ss-unit, normal-w0.03-unit, random-w0.03-unit, nscaching-w0.03-unit, twins-w0.03-unit-d256, ss-unit-d256 or ss-all"
+    ROWS="transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, twins-w0.03-unit-60ep, ss-unit, normal-w0.03-unit, random-w0.03-unit, nscaching-w0.03-unit, twins-w0.03-unit-d256, ss-unit-d256, random-w0.03-unit-d256 or ss-all"
     ROW=${1:?ROW: $ROWS}
     SEED=${2:?SEED}
     # PyKEEN's early stopper on validation Hits@10: every FREQUENCY epochs, PATIENCE checks without improvement
@@ -82,6 +82,9 @@ main() {
         ss-unit-d256)
             MARGIN=12.7 BUDGET_DEFAULT=10800 LABEL=vbkgc-ss-fb15k237-unit-relations-d256-m12.7-es
             MODEL_KWARGS='{'"$SS_UNIT"', "embedding_dim": 256}' ;;
+        random-w0.03-unit-d256)
+            MARGIN=12.7 BUDGET_DEFAULT=10800 LABEL=vbkgc-random-fb15k237-w0.03-unit-relations-d256-m12.7-es
+            MODEL_KWARGS='{'"$TEXT_003_UNIT"', "features": "random", "embedding_dim": 256}' ;;
         ss-all)
             LABEL=vbkgc-twins-p1-ssall-mean-nssa9-k64-es MODEL_KWARGS='{"score_terms": "ss,all", '"$AVERAGED"'}' ;;
         *)
