@@ -5,9 +5,10 @@
     python benchmarks/accuracy_report.py results/wn9_final.jsonl
     python benchmarks/accuracy_report.py results/wn9_final.jsonl --export docs/study --prefix wn9-pipeline
 
-Rows are grouped by dataset and label; a seed measured twice counts once (the last line wins). ``--export`` writes one
-file per run, ``<prefix>-<label>-seed<k>.json`` with the keys of ``docs/study`` (``mrr``, ``hits@1``, ...), and copies
-the JSON lines next to them.
+Rows are grouped by dataset and label; a seed measured twice counts once (the last line wins). ``--labels`` keeps only
+the rows named, for one row whose seeds lie in files of different days (whose other rows may share labels measured
+with other presets). ``--export`` writes one file per run, ``<prefix>-<label>-seed<k>.json`` with the keys of
+``docs/study`` (``mrr``, ``hits@1``, ...), and copies the JSON lines next to them.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 
 
-def read_runs(paths: list[Path]) -> dict[tuple[str, str], dict[int, dict]]:
-    """Return the runs per (dataset, label) and seed."""
+def read_runs(paths: list[Path], labels: Collection[str] | None = None) -> dict[tuple[str, str], dict[int, dict]]:
+    """Return the runs per (dataset, label) and seed, only those of the given labels if any are given."""
     runs: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for path in paths:
         for line in path.read_text().splitlines():
             if line.strip():
                 run = json.loads(line)
-                runs[run["dataset"], run["label"]][run["seed"]] = run
+                if labels is None or run["label"] in labels:
+                    runs[run["dataset"], run["label"]][run["seed"]] = run
     return runs
 
 
@@ -75,8 +78,12 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="JSON lines written by pipeline_run.py")
     parser.add_argument("--export", type=Path, help="write the seed files into this directory")
     parser.add_argument("--prefix", default="pipeline", help="file name prefix of the seed files")
+    parser.add_argument("--labels", nargs="+", help="only these rows")
     args = parser.parse_args()
-    runs = read_runs(args.paths)
+    runs = read_runs(args.paths, args.labels)
+    missing = set(args.labels or ()) - {label for _, label in runs}
+    if missing:
+        parser.error(f"no runs with the labels {', '.join(sorted(missing))} in the files given")
     print(table(runs))
     if args.export is not None:
         for path in export(runs, args.export, args.prefix):
