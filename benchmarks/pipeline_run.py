@@ -25,7 +25,7 @@ from pykeen.constants import PYKEEN_CHECKPOINTS
 from pykeen.pipeline import pipeline
 from pykeen.stoppers import EarlyStopper, stopper_resolver
 from pykeen.training.callbacks import TrainingCallback
-from stopper_weights import best_weights, restore_best_weights
+from stopper_weights import resumable_stopper_kwargs
 
 import pykeen_vbkgc  # noqa: F401  (registers the components)
 
@@ -93,8 +93,7 @@ def main() -> None:
         # a resumed run must find the best weights of the epochs before the resume
         directory = Path(training_kwargs.get("checkpoint_directory", PYKEEN_CHECKPOINTS))
         checkpoint = directory / training_kwargs["checkpoint_name"]
-        restore_best_weights(checkpoint)
-        extra["stopper_kwargs"] = {**extra.get("stopper_kwargs", {}), "best_model_path": best_weights(checkpoint)}
+        extra["stopper_kwargs"] = resumable_stopper_kwargs(checkpoint, extra.get("stopper_kwargs", {}))
     # further dataset keyword arguments (e.g. create_inverse_triples) next to the data directory
     dataset_kwargs = extra.pop("dataset_kwargs", {})
     if args.dataset != "multimodaldemo":

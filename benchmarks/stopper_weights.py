@@ -3,18 +3,20 @@
 PyKEEN's :class:`~pykeen.stoppers.EarlyStopper` keeps the best epoch's weights in a file of its own and reloads them
 when it stops. By default that file has a new random name in every process, so a run resumed from a checkpoint
 restores the stopper's state (best epoch, remaining patience) but not the file, and fails with a FileNotFoundError
-when it stops without a new best epoch after the resume. :func:`best_weights` names the file after the checkpoint;
-pass it as ``stopper_kwargs["best_model_path"]``. Used by ``study.py`` and ``pipeline_run.py``.
+when it stops without a new best epoch after the resume. :func:`resumable_stopper_kwargs` names the file after the
+checkpoint (:func:`best_weights`). Used by ``study.py`` and ``pipeline_run.py``.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
-__all__ = ["best_weights", "restore_best_weights"]
+__all__ = ["best_weights", "restore_best_weights", "resumable_stopper_kwargs"]
 
 
 def best_weights(checkpoint: Path) -> Path:
@@ -45,3 +47,9 @@ def restore_best_weights(checkpoint: Path) -> None:
             f"restore when early stopping stops are lost. Copy that epoch's weights (the file named in the log's "
             f'"New best result at epoch {best_epoch}" line) to {target}, or delete the checkpoint to rerun the seed.'
         )
+
+
+def resumable_stopper_kwargs(checkpoint: Path, stopper_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the early stopper's keyword arguments with its best weights beside the checkpoint, restored if needed."""
+    restore_best_weights(checkpoint)
+    return {**stopper_kwargs, "best_model_path": best_weights(checkpoint)}

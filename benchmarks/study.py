@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from stopper_weights import best_weights, restore_best_weights
+from stopper_weights import resumable_stopper_kwargs
 
 HERE = Path(__file__).resolve().parent
 DATA = {
@@ -225,10 +225,7 @@ def final(args: argparse.Namespace) -> None:
         pipeline_kwargs["random_seed"] = seed
         pipeline_kwargs.update(stopping(args))
         checkpoint = out / "checkpoints" / f"{args.dataset}-{args.model}-seed{seed}.pt"
-        restore_best_weights(checkpoint)
-        pipeline_kwargs["stopper_kwargs"] = dict(
-            pipeline_kwargs["stopper_kwargs"], best_model_path=best_weights(checkpoint)
-        )
+        pipeline_kwargs["stopper_kwargs"] = resumable_stopper_kwargs(checkpoint, pipeline_kwargs["stopper_kwargs"])
         training_kwargs = dict(pipeline_kwargs.get("training_kwargs", {}))
         training_kwargs.update(
             num_epochs=args.max_epochs,
