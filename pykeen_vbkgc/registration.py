@@ -171,7 +171,8 @@ def register() -> bool:
 #: printed by ``pykeen train vbkgc``, which cannot choose a negative sampler
 PYKEEN_CLI_NOTE = (
     "Note: PyKEEN's 'pykeen train vbkgc' trains with PyKEEN's basic negative sampler and training defaults (it has no "
-    "sampler option); 'pykeen-vbkgc train' trains VBKGC with the twins sampler and the settings of --preset."
+    "sampler option) and, without --loss, the preset's loss; 'pykeen-vbkgc train' trains VBKGC with the twins sampler "
+    "and all settings of --preset."
 )
 
 
@@ -184,13 +185,16 @@ def _extend_pykeen_cli() -> None:
     handle parameter") or ``float | None`` (``projection_lr_scale``), skips the features and the score terms, and
     its ``--embedding-dim`` shows and passes 50 for every model. Only VBKGC has the parameters added here, so their
     options are VBKGC's; applied to its command, they also make its ``--embedding-dim`` default VBKGC's and print
-    :data:`PYKEEN_CLI_NOTE` when it runs. The negative sampler stays PyKEEN's basic one: the command passes none to
-    the pipeline.
+    :data:`PYKEEN_CLI_NOTE` when it runs; without ``--loss`` (PyKEEN's option, whose default is the margin ranking
+    loss for every model), VBKGC trains with its preset's loss. The negative sampler stays PyKEEN's basic one: the
+    command passes none to the pipeline.
     """
     import click
+    from click.core import ParameterSource
     from pykeen.models.cli import options
 
     from .defaults import BEST, PRESETS
+    from .preset_loss import PresetLoss
 
     def adapt(command):
         # the options of this command so far: embedding_dim comes before normalize_relations in VBKGC.__init__
@@ -203,6 +207,11 @@ def _extend_pykeen_cli() -> None:
         @functools.wraps(command)
         def with_note(*args, **kwargs):
             click.echo(PYKEEN_CLI_NOTE, err=True)
+            # PyKEEN's --loss is shared by every model and defaults to MarginRankingLoss: without the option, VBKGC
+            # takes its preset's loss, as in pipeline()
+            context = click.get_current_context(silent=True)
+            if context is not None and context.get_parameter_source("loss") is ParameterSource.DEFAULT:
+                kwargs["loss"] = PresetLoss
             return command(*args, **kwargs)
 
         with_note._vbkgc_note = True

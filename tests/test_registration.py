@@ -127,8 +127,8 @@ def test_pykeen_cli_offers_the_model_options():
 
 
 def test_pykeen_cli_takes_vbkgc_options_and_says_where_the_twins_sampler_is(tmp_path):
-    """``pykeen train vbkgc``: no "Unable to handle parameter", VBKGC's embedding dimension, features and the
-    relation normalisation; the negative sampler stays PyKEEN's basic one (its command has no option for it)."""
+    """``pykeen train vbkgc``: no "Unable to handle parameter", VBKGC's embedding dimension, features, relation
+    normalisation and preset loss; the negative sampler stays PyKEEN's basic one (its command has no option for it)."""
     help_run = subprocess.run(
         [sys.executable, "-m", "pykeen", "train", "vbkgc", "--help"], capture_output=True, text=True, timeout=300
     )
@@ -163,3 +163,16 @@ def test_pykeen_cli_takes_vbkgc_options_and_says_where_the_twins_sampler_is(tmp_
     assert model.entity_representations[0].base.shape == (128,)
     assert model.interaction.normalize_relations is False
     assert model.interaction.term_weights == (1.0, 0.5, 1.0, 1.0, 1.0)
+    # without --loss, the preset's loss (the demo's: best, the mean margin loss with margin 10), as in pipeline()
+    assert type(model.loss).__name__ == "MeanMarginRankingLoss"
+    assert model.loss.margin == 10.0
+    # with it, the one asked for
+    result = CliRunner().invoke(
+        main,
+        ["train", "vbkgc", "--dataset", "multimodaldemo", "-n", "1", "--loss", "marginranking", "--silent"]
+        + ["--output-directory", str(tmp_path / "explicit")],
+    )
+    assert result.exit_code == 0, result.output
+    model = torch.load(tmp_path / "explicit" / "trained_model.pkl", weights_only=False)
+    assert type(model.loss).__name__ == "MarginRankingLoss"
+    assert model.loss.margin == 1.0
