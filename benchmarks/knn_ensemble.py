@@ -94,7 +94,8 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     validation = dataset.validation.mapped_triples
     validation = validation[torch.randperm(len(validation), generator=generator)[: args.num_validation]]
-    chosen = max(args.lambdas, key=lambda weight: evaluate(*scorer(weight), validation, known)["mrr"])
+    validation_mrr = {weight: round(evaluate(*scorer(weight), validation, known)["mrr"], 4) for weight in args.lambdas}
+    chosen = max(args.lambdas, key=validation_mrr.get)
     # the test's scores are used twice only: not worth their memory (about 2.3 GB a side on FB15k-237)
     cache.clear()
     caching = False
@@ -108,7 +109,7 @@ def main() -> None:
             weights=str(args.weights),
             neighbours=args.neighbours,
             weight=weight,
-            chosen_from=args.lambdas,
+            validation_mrr=validation_mrr,
             num_validation=len(validation),
             num_test=len(test),
             **{name: round(value, 4) for name, value in metrics.items()},
