@@ -139,6 +139,14 @@ def evaluate(
     return {name: result.get_metric(key) for name, key in METRICS.items()}
 
 
+def print_and_append(row: dict, output: Path) -> None:
+    """Print ``row`` as one JSON line and append it to ``output``."""
+    line = json.dumps(row)
+    print(line, flush=True)
+    with output.open("a") as file:
+        file.write(line + "\n")
+
+
 def main() -> None:
     """Run the three predictors with the dataset's features and with random ones; print and append JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,10 +195,7 @@ def main() -> None:
                 neighbours=args.neighbours if predictor == "neighbours" else None,
                 **{name: round(value, 4) for name, value in metrics.items()},
             )
-            line = json.dumps(row)
-            print(line, flush=True)
-            with args.output.open("a") as file:
-                file.write(line + "\n")
+            print_and_append(row, args.output)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 import torch
-from feature_probe import Predictors, evaluate
+from feature_probe import Predictors, evaluate, print_and_append
 from pykeen.datasets import get_dataset
 from pykeen.models import model_resolver
 from pykeen.typing import FloatTensor
@@ -114,10 +114,7 @@ def main() -> None:
             num_test=len(test),
             **{name: round(value, 4) for name, value in metrics.items()},
         )
-        line = json.dumps(row)
-        print(line, flush=True)
-        with args.output.open("a") as file:
-            file.write(line + "\n")
+        print_and_append(row, args.output)
 
 
 if __name__ == "__main__":
