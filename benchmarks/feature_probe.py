@@ -119,7 +119,7 @@ def evaluate(
     """Return PyKEEN's filtered rank metrics of ``test``; ``score(h, r)`` scores tails, ``score_heads(t, r)`` heads."""
     evaluator = RankBasedEvaluator()
     for side, column, other, function in ((LABEL_TAIL, 2, 0, score), (LABEL_HEAD, 0, 2, score_heads)):
-        # the known answers of each query, as (query index, entity) pairs, found through a dictionary of queries
+        # the known answers of each query (anchor, relation), from train, validation and test
         answers: dict[tuple[int, int], list[int]] = {}
         for triple in known.tolist():
             answers.setdefault((triple[other], triple[1]), []).append(triple[column])
