@@ -93,8 +93,8 @@ main() {
             LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-explr0.95-es MODEL_KWARGS='{'"$TEXT_003_UNIT"'}'
             SCHEDULE=', "lr_scheduler": "ExponentialLR", "lr_scheduler_kwargs": {"gamma": 0.95}' ;;
         twins-w0.03-unit-k128)
-            # about twice the time per epoch: the budget (not the stopper) may end it, which is what the 2-hour
-            # limit of the recipe allows
+            # about 1.5 times the time per epoch (measured): the budget (not the stopper) may end it, which is what
+            # the 2-hour limit of the recipe allows
             LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-k128-es MODEL_KWARGS='{'"$TEXT_003_UNIT"'}' NEGATIVES=128 ;;
         ss-all)
             LABEL=vbkgc-twins-p1-ssall-mean-nssa9-k64-es MODEL_KWARGS='{"score_terms": "ss,all", '"$AVERAGED"'}' ;;

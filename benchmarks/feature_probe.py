@@ -33,19 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from pipeline_run import METRICS
 from pykeen.datasets import get_dataset
 from pykeen.evaluation import RankBasedEvaluator
 from pykeen.typing import LABEL_HEAD, LABEL_TAIL, FloatTensor, LongTensor
 
 import pykeen_vbkgc  # noqa: F401  (registers the datasets)
 from pykeen_vbkgc.features import load_features
-
-METRICS = {
-    "mrr": "both.realistic.inverse_harmonic_mean_rank",
-    "hits@1": "both.realistic.hits_at_1",
-    "hits@3": "both.realistic.hits_at_3",
-    "hits@10": "both.realistic.hits_at_10",
-}
 
 #: a query's candidates scored at once: (batch, entities) floats
 BATCH = 512
