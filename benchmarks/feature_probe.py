@@ -40,17 +40,10 @@ from pykeen.typing import LABEL_HEAD, LABEL_TAIL, FloatTensor, LongTensor
 
 import pykeen_vbkgc  # noqa: F401  (registers the datasets)
 from pykeen_vbkgc.features import load_features
+from pykeen_vbkgc.neighbours import TIE_BREAKER, NeighbourVote
 
 #: a query's candidates scored at once: (batch, entities) floats
 BATCH = 512
-
-
-def tail_counts(triples: LongTensor, num_entities: int, num_relations: int) -> torch.Tensor:
-    """Return the sparse (relations x entities, entities) matrix $A$ with $A[r n + h, t]$ = 1 for each triple."""
-    h, r, t = triples.T
-    index = torch.stack([r * num_entities + h, t])
-    values = torch.ones(len(triples))
-    return torch.sparse_coo_tensor(index, values, (num_relations * num_entities, num_entities)).coalesce()
 
 
 def relation_profiles(triples: LongTensor, num_entities: int, num_relations: int) -> FloatTensor:
@@ -79,9 +72,10 @@ class Predictors:
         centroid.index_add_(0, r, self.unit[t])
         self.centroid = torch.nn.functional.normalize(centroid, dim=1)
         # the tie-breaker: frequency scaled below any similarity step that matters
-        self.prior = 1e-3 * self.frequency / self.frequency.amax(dim=1, keepdim=True).clamp_min(1)
-        self.adjacency = tail_counts(triples, num_entities, num_relations)
-        self.neighbours = neighbours
+        self.prior = TIE_BREAKER * self.frequency / self.frequency.amax(dim=1, keepdim=True).clamp_min(1)
+        self.features = features
+        # the vote that VBKGC adds with neighbour_weight (its tail side: ``triples`` are reversed for heads)
+        self.vote = NeighbourVote(triples, num_entities, num_relations, neighbours)
 
     def score(self, name: str, heads: LongTensor, relations: LongTensor) -> FloatTensor:
         """Return the (batch, entities) scores of predictor ``name`` for the queries $(h, r, ?)$."""
@@ -90,17 +84,7 @@ class Predictors:
         if name == "centroid":
             return self.centroid[relations] @ self.unit.T + self.prior[relations]
         if name == "neighbours":
-            similarity = self.unit[heads] @ self.unit.T
-            # the head itself is not its own neighbour: its training tails are filtered anyway
-            similarity[torch.arange(len(heads)), heads] = float("-inf")
-            weights, ids = similarity.topk(self.neighbours, dim=1)
-            # sum_k w_k A[r n + h'_k, :]: a sparse (queries, relations x entities) matrix of the weights times A
-            rows = (relations.unsqueeze(1) * self.num_entities + ids).reshape(-1)
-            queries = torch.arange(len(heads)).repeat_interleave(self.neighbours)
-            selection = torch.sparse_coo_tensor(
-                torch.stack([queries, rows]), weights.clamp_min(0).reshape(-1), (len(heads), self.adjacency.shape[0])
-            )
-            return torch.sparse.mm(selection, self.adjacency).to_dense() + self.prior[relations]
+            return self.vote(self.features, heads, relations, side="tail")
         raise ValueError(f"unknown predictor {name!r}")
 
 

@@ -22,19 +22,14 @@ import json
 from pathlib import Path
 
 import torch
-from feature_probe import Predictors, evaluate, print_and_append
+from feature_probe import evaluate, print_and_append
 from pykeen.datasets import get_dataset
 from pykeen.models import model_resolver
 from pykeen.typing import FloatTensor
 
-import pykeen_vbkgc  # noqa: F401  (registers the model and datasets)
+from pykeen_vbkgc import VBKGC
 from pykeen_vbkgc.features import load_features
-
-
-def standardised(scores: FloatTensor) -> FloatTensor:
-    """Return each row minus its mean, divided by its standard deviation."""
-    scores = scores.double()
-    return (scores - scores.mean(dim=1, keepdim=True)) / scores.std(dim=1, keepdim=True).clamp_min(1e-12)
+from pykeen_vbkgc.neighbours import NeighbourVote, standardised
 
 
 def main() -> None:
@@ -55,14 +50,18 @@ def main() -> None:
 
     dataset = get_dataset(dataset=args.dataset, dataset_kwargs=dict(directory=args.data))
     training = dataset.training
-    model = model_resolver.make(args.model, triples_factory=training, **json.loads(args.model_kwargs))
+    model_kwargs = json.loads(args.model_kwargs)
+    if issubclass(model_resolver.lookup(args.model), VBKGC):
+        # the vote is added here, for every weight: the model's own (FB15k-237's preset has one) stays out
+        model_kwargs["neighbour_weight"] = 0.0
+    model = model_resolver.make(args.model, triples_factory=training, **model_kwargs)
     model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     model.eval()
     train = training.mapped_triples
     known = torch.cat([train, dataset.validation.mapped_triples, dataset.testing.mapped_triples])
     text = load_features(args.data / "features.minilm.safetensors").align(training.entity_to_id).vectors
-    tails = Predictors(text, train, training.num_relations, args.neighbours)
-    heads = Predictors(text, train[:, [2, 1, 0]], training.num_relations, args.neighbours)
+    # the vote of VBKGC's neighbour_weight, here with the text features whatever the model's
+    vote = NeighbourVote(train, training.num_entities, training.num_relations, args.neighbours)
 
     # the standardised scores of each batch of queries, (model, neighbours), computed once for all weights
     cache: dict[tuple[str, bytes], tuple[FloatTensor, FloatTensor]] = {}
@@ -75,11 +74,11 @@ def main() -> None:
             return cache[key]
         if side == "tail":
             model_scores = model.score_t(torch.stack([anchor, relation], dim=1))
-            neighbour_scores = tails.score("neighbours", anchor, relation)
+            neighbour_scores = vote(text, anchor, relation, side="tail")
         else:
             model_scores = model.score_h(torch.stack([relation, anchor], dim=1))
-            neighbour_scores = heads.score("neighbours", anchor, relation)
-        result = standardised(model_scores).float(), standardised(neighbour_scores).float()
+            neighbour_scores = vote(text, anchor, relation, side="head")
+        result = standardised(model_scores), standardised(neighbour_scores)
         if caching:
             cache[key] = result
         return result

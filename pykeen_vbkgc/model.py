@@ -30,6 +30,7 @@ from .interaction import (
     normalize_term_weights,
 )
 from .kernels import uses_dense_path
+from .neighbours import NeighbourVote, standardised
 from .preset_loss import PresetLoss
 from .representation import TwinsView
 from .validation import check_positive_int
@@ -115,6 +116,8 @@ class VBKGC(
         relation_initializer: Hint[Initializer] = None,
         projection_bias: bool = False,
         projection_lr_scale: float | None = None,
+        neighbour_weight: float | None = None,
+        num_neighbours: int | None = None,
         preset: str | None = None,
         loss: Loss | str | type[Loss] | None = None,
         loss_kwargs: Mapping[str, Any] | None = None,
@@ -166,11 +169,24 @@ class VBKGC(
             parameter (initialised to $\mathbf{W}_0 / s$): Adam moves $\mathbf{V}$ by about the learning rate per
             step whatever the gradient's scale, hence $\mathbf{W}$ by $s$ times that. (Plain SGD would see $s^2$.)
             Default: the preset's
+        :param neighbour_weight: the weight $\lambda \geq 0$ of the neighbours' vote
+            (:class:`~pykeen_vbkgc.neighbours.NeighbourVote`, built from the features and the training triples) when
+            the model ranks all candidates of a query in evaluation mode (:meth:`score_t`, :meth:`score_h` and
+            PyKEEN's ``predict_*`` and evaluators, which call them): the scores become
+            $z(s) + \lambda \, z(v)$, with $s$ the learned scores, $v$ the votes and $z$ standardising each query's
+            row to mean 0 and standard deviation 1. Training and :meth:`score_hrt` use the learned score alone.
+            Default: the preset's (0, no vote, except FB15k-237's)
+        :param num_neighbours: the number $K$ of neighbours that vote; default: the preset's (50), at most the
+            number of entities minus one
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
-        for name, value in dict(embedding_dim=embedding_dim, feature_dim=feature_dim).items():
+        for name, value in dict(
+            embedding_dim=embedding_dim, feature_dim=feature_dim, num_neighbours=num_neighbours
+        ).items():
             if value is not None:
                 check_positive_int(name, value)
+        if neighbour_weight is not None:
+            _check_neighbour_weight(neighbour_weight)
         if kwargs.get("random_seed") is not None:
             # seed before drawing Xavier rows for entities without features, so they are reproducible, too
             set_random_seed(kwargs["random_seed"])
@@ -191,6 +207,11 @@ class VBKGC(
             normalize_relations = settings.normalize_relations
         if relation_initializer is None:
             relation_initializer = settings.relation_initializer
+        if neighbour_weight is None:
+            neighbour_weight = settings.neighbour_weight
+        if num_neighbours is None:
+            # the preset's number, on a graph that small: every other entity
+            num_neighbours = min(settings.num_neighbours, triples_factory.num_entities - 1)
         pipeline_loss_kwargs = _pipeline_default_loss_kwargs(loss)
         if pipeline_loss_kwargs is not None:
             loss_kwargs, loss = pipeline_loss_kwargs, None
@@ -231,6 +252,19 @@ class VBKGC(
         )
         #: (key, (e_s, e_m, piece table)) of the current parameters, see _entity_tables
         self._tables: tuple[Any, tuple[FloatTensor, FloatTensor, FloatTensor]] | None = None
+        #: the weight of the neighbours' vote when ranking candidates (see __init__)
+        self.neighbour_weight = neighbour_weight
+        #: the vote; built only for a positive weight (its tables hold the training triples)
+        self.neighbour_vote = (
+            NeighbourVote(
+                mapped_triples=triples_factory.mapped_triples,
+                num_entities=triples_factory.num_entities,
+                num_relations=triples_factory.num_relations,
+                num_neighbours=num_neighbours,
+            )
+            if neighbour_weight > 0
+            else None
+        )
 
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
         if mode is not None:
@@ -287,7 +321,15 @@ class VBKGC(
         mode: InductiveMode | None = None,
         tails: LongTensor | None = None,
     ) -> FloatTensor:
-        """Score all tails, or each query's own candidates; see :meth:`pykeen.models.ERModel.score_t`."""
+        """Score all tails, or each query's own candidates; see :meth:`pykeen.models.ERModel.score_t`.
+
+        In evaluation mode with a positive ``neighbour_weight``, the scores of all tails are combined with the
+        neighbours' vote (see :meth:`__init__`) before the requested ones are picked.
+        """
+        if self._votes(mode):
+            learned = self._sliced(super().score_t, hr_batch, slice_size=slice_size, key="tails")
+            votes = self.neighbour_vote(self._features(), hr_batch[:, 0], hr_batch[:, 1], side="tail")
+            return _select(standardised(learned) + self.neighbour_weight * standardised(votes), tails)
         if tails is None or tails.ndimension() == 1 or slice_size is not None or mode is not None:
             return super().score_t(hr_batch=hr_batch, slice_size=slice_size, mode=mode, tails=tails)
         # a candidate matrix per query (e.g. NSCaching's caches): score_hrt projects every entity once instead of
@@ -302,10 +344,34 @@ class VBKGC(
         mode: InductiveMode | None = None,
         heads: LongTensor | None = None,
     ) -> FloatTensor:
-        """Score all heads, or each query's own candidates; see :meth:`pykeen.models.ERModel.score_h`."""
+        """Score all heads, or each query's own candidates; see :meth:`pykeen.models.ERModel.score_h`.
+
+        In evaluation mode with a positive ``neighbour_weight``, the scores of all heads are combined with the
+        neighbours' vote (see :meth:`__init__`) before the requested ones are picked.
+        """
+        if self._votes(mode):
+            learned = self._sliced(super().score_h, rt_batch, slice_size=slice_size, key="heads")
+            votes = self.neighbour_vote(self._features(), rt_batch[:, 1], rt_batch[:, 0], side="head")
+            return _select(standardised(learned) + self.neighbour_weight * standardised(votes), heads)
         if heads is None or heads.ndimension() == 1 or slice_size is not None or mode is not None:
             return super().score_h(rt_batch=rt_batch, slice_size=slice_size, mode=mode, heads=heads)
         return self._score_candidates(rt_batch, candidates=heads, column=0)
+
+    def _votes(self, mode: InductiveMode | None) -> bool:
+        """Return whether the neighbours' vote joins the ranking scores."""
+        return not self.training and mode is None and self.neighbour_vote is not None and self.neighbour_weight > 0
+
+    def _sliced(self, score, batch: LongTensor, slice_size: int | None, key: str) -> FloatTensor:
+        """Return the learned scores of all entities, computed ``slice_size`` candidates at a time if given."""
+        if not slice_size or slice_size >= self.num_entities:
+            return score(batch)
+        # ERModel's own slicing would call this model's score_t / score_h (and the vote) again for each slice
+        ids = torch.arange(self.num_entities, device=batch.device)
+        return torch.cat([score(batch, **{key: part}) for part in ids.split(slice_size)], dim=-1)
+
+    def _features(self) -> FloatTensor:
+        r"""Return the frozen features $\mathbf{h}$ of all entities."""
+        return self.entity_representations[2].base.base(indices=None)
 
     def _score_candidates(self, pairs: LongTensor, candidates: LongTensor, column: int) -> FloatTensor:
         """Score the triples of each query pair with each of its row's candidates at ``column`` (0 or 2)."""
@@ -348,6 +414,21 @@ class VBKGC(
     def score_terms(self) -> tuple[str, ...]:
         """Return the score terms summed by the interaction."""
         return self.interaction.score_terms
+
+
+def _select(scores: FloatTensor, candidates: LongTensor | None) -> FloatTensor:
+    """Pick the candidates' columns of the scores of all entities: all, the same ones (1-d) or per row (2-d)."""
+    if candidates is None:
+        return scores
+    if candidates.ndimension() == 1:
+        return scores[:, candidates]
+    return scores.gather(1, candidates)
+
+
+def _check_neighbour_weight(weight: object) -> None:
+    """Refuse a weight of the neighbours' vote that is not a finite number at least 0."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
+        raise ValueError(f"neighbour_weight must be a finite number of at least 0, got {weight!r}.")
 
 
 class _ScaledLinear(nn.Linear):

@@ -60,6 +60,8 @@ def test_model_loss_and_sampler_defaults_are_the_best_preset(tiny_factory, tiny_
         "projection_lr_scale",
         "term_weights",
         "relation_initializer",
+        "neighbour_weight",
+        "num_neighbours",
     }
     for name, value in BEST.model_kwargs().items():
         # the settings that differ between presets default to None: the dataset's preset, else BEST

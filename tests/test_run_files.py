@@ -21,6 +21,8 @@ MODEL_KWARGS = dict(
     term_weights="mm=0.5",
     projection_lr_scale=0.01,
     scoring_fct_norm=1,
+    neighbour_weight=0.1,
+    num_neighbours=3,
     loss="meanmarginranking",
     loss_kwargs=dict(margin=4.0),
 )
@@ -67,6 +69,9 @@ def test_load_run_rebuilds_the_model_without_pickle(run, demo_model):
     batch = training.mapped_triples[:5]
     model.eval()
     assert torch.equal(loaded.score_hrt(batch), model.score_hrt(batch))
+    # the neighbours' vote is rebuilt from the training triples and uses the loaded features, not the placeholder
+    assert loaded.neighbour_weight == 0.1 and loaded.neighbour_vote.num_neighbours == 3
+    torch.testing.assert_close(loaded.predict_t(batch[:, :2]), model.predict_t(batch[:, :2]))
     assert sorted(path.name for path in run.iterdir()) == [
         "entity_to_id.json",
         "model.safetensors",

@@ -1,0 +1,160 @@
+"""The neighbours' vote against hand-computed values, and how VBKGC adds it to its ranking scores."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from pykeen.pipeline import pipeline
+from pykeen.triples import TriplesFactory
+
+from pykeen_vbkgc import VBKGC
+from pykeen_vbkgc.defaults import FB15K237_PRESET, PRESET_METADATA_KEY
+from pykeen_vbkgc.neighbours import NeighbourVote, standardised
+
+#: e0..e3 get ids 0..3, r0 and r1 ids 0 and 1 (labels are sorted)
+TRIPLES = [("e1", "r0", "e2"), ("e3", "r0", "e0"), ("e3", "r0", "e1"), ("e1", "r1", "e3")]
+#: the entities' features: unit vectors at these angles (degrees), so that every cosine is known
+ANGLES = [0, 30, 100, 210]
+
+
+@pytest.fixture
+def factory() -> TriplesFactory:
+    return TriplesFactory.from_labeled_triples(np.asarray(TRIPLES, dtype=str))
+
+
+@pytest.fixture
+def features() -> torch.Tensor:
+    # scaled rows: the vote uses cosines, not lengths
+    radians = torch.tensor(ANGLES, dtype=torch.float64) * math.pi / 180
+    return (torch.stack([radians.cos(), radians.sin()], dim=1) * torch.tensor([[1.0], [2.0], [0.5], [3.0]])).float()
+
+
+def cos(degrees: float) -> float:
+    return math.cos(math.radians(degrees))
+
+
+def test_vote_by_hand(factory, features):
+    vote = NeighbourVote(factory.mapped_triples, num_entities=4, num_relations=2, num_neighbours=2)
+    # (e0, r0, ?): e0's two nearest are e1 (30 degrees) and e2 (100 degrees, a negative cosine: weight 0); e1's tail
+    # under r0 is e2. The tie-breaker: r0's tails e2, e0 and e1, once each
+    expected = torch.tensor([0.001, 0.001, cos(30) + 0.001, 0.0])
+    torch.testing.assert_close(vote(features, torch.tensor([0]), torch.tensor([0]), side="tail")[0], expected)
+    # (e0, r1, ?): e1's tail under r1 is e3, r1's only tail
+    expected = torch.tensor([0.0, 0.0, 0.0, cos(30) + 0.001])
+    torch.testing.assert_close(vote(features, torch.tensor([0]), torch.tensor([1]), side="tail")[0], expected)
+    # (?, r0, e2): e2's two nearest are e1 (70 degrees) and e0 (100 degrees: weight 0); e1's head under r0 is e3.
+    # r0's heads: e1 once, e3 twice
+    expected = torch.tensor([0.0, 0.0005, 0.0, cos(70) + 0.001])
+    torch.testing.assert_close(vote(features, torch.tensor([2]), torch.tensor([0]), side="head")[0], expected)
+    # a batch gives each query's row
+    both = vote(features, torch.tensor([0, 0]), torch.tensor([0, 1]), side="tail")
+    torch.testing.assert_close(both[1], torch.tensor([0.0, 0.0, 0.0, cos(30) + 0.001]))
+    # an entity is not its own neighbour: with three neighbours e0 adds e3 (a negative cosine, weight 0) instead
+    vote = NeighbourVote(factory.mapped_triples, num_entities=4, num_relations=2, num_neighbours=3)
+    torch.testing.assert_close(
+        vote(features, torch.tensor([1]), torch.tensor([0]), side="tail")[0],
+        # e1's nearest: e0 (30 degrees; no r0 tail), e2 (70 degrees; none), e3 (180 degrees: weight 0)
+        torch.tensor([0.001, 0.001, 0.001, 0.0]),
+    )
+
+
+def test_vote_refuses_bad_arguments(factory, features):
+    with pytest.raises(ValueError, match=r"^num_neighbours must be a positive integer, got 0\.$"):
+        NeighbourVote(factory.mapped_triples, num_entities=4, num_relations=2, num_neighbours=0)
+    with pytest.raises(
+        ValueError,
+        match=r"^num_neighbours must be below the number of entities \(4\): an entity has at most 3 neighbours, "
+        r"got 4\.$",
+    ):
+        NeighbourVote(factory.mapped_triples, num_entities=4, num_relations=2, num_neighbours=4)
+    vote = NeighbourVote(factory.mapped_triples, num_entities=4, num_relations=2, num_neighbours=2)
+    with pytest.raises(ValueError, match=r"^Invalid side: 'relation'\. Use 'head' or 'tail'\.$"):
+        vote(features, torch.tensor([0]), torch.tensor([0]), side="relation")
+
+
+def test_standardised():
+    scores = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 8.0]])
+    # mean 2 and (unbiased) standard deviation 1; mean 6 and sqrt(3)
+    expected = torch.tensor([[-1.0, 0.0, 1.0], [-1 / math.sqrt(3), -1 / math.sqrt(3), 2 / math.sqrt(3)]])
+    torch.testing.assert_close(standardised(scores), expected)
+
+
+def test_model_ranks_with_the_vote_in_evaluation_mode_only(factory, features):
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0.5, random_seed=0)
+    model.eval()
+    hr = torch.tensor([[0, 0], [2, 1]])
+    rt = torch.tensor([[0, 2], [1, 3]])
+    votes_t = model.neighbour_vote(features, hr[:, 0], hr[:, 1], side="tail")
+    votes_h = model.neighbour_vote(features, rt[:, 1], rt[:, 0], side="head")
+    model.neighbour_weight = 0.0
+    learned_t, learned_h = model.score_t(hr), model.score_h(rt)
+    learned_hrt = model.score_hrt(factory.mapped_triples)
+    model.neighbour_weight = 0.5
+    # z(s) + 0.5 z(v), by hand
+    expected_t = (learned_t - learned_t.mean(1, keepdim=True)) / learned_t.std(1, keepdim=True) + 0.5 * (
+        votes_t - votes_t.mean(1, keepdim=True)
+    ) / votes_t.std(1, keepdim=True)
+    expected_h = (learned_h - learned_h.mean(1, keepdim=True)) / learned_h.std(1, keepdim=True) + 0.5 * (
+        votes_h - votes_h.mean(1, keepdim=True)
+    ) / votes_h.std(1, keepdim=True)
+    torch.testing.assert_close(model.score_t(hr), expected_t)
+    torch.testing.assert_close(model.score_h(rt), expected_h)
+    # PyKEEN's predict_* (its evaluators call them) and slicing give the same; candidates are picked after combining
+    torch.testing.assert_close(model.predict_t(hr), expected_t)
+    torch.testing.assert_close(model.predict_h(rt, slice_size=3), expected_h)
+    torch.testing.assert_close(model.score_t(hr, tails=torch.tensor([3, 1])), expected_t[:, [3, 1]])
+    torch.testing.assert_close(
+        model.score_h(rt, heads=torch.tensor([[2, 0], [1, 1]])), expected_h[[[0], [1]], [[2, 0], [1, 1]]]
+    )
+    # single triples and training use the learned score alone
+    torch.testing.assert_close(model.score_hrt(factory.mapped_triples), learned_hrt)
+    model.train()
+    torch.testing.assert_close(model.score_t(hr), learned_t)
+
+
+def test_neighbour_settings(factory, features):
+    state = VBKGC(triples_factory=factory, features=features, embedding_dim=4).state_dict()
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0.1, num_neighbours=2)
+    assert model.neighbour_vote.num_neighbours == 2
+    # the vote's tables are not weights: saved weights load either way
+    assert model.state_dict().keys() == state.keys()
+    # no vote unless asked for (the best-known preset)
+    assert VBKGC(triples_factory=factory, features=features, embedding_dim=4).neighbour_vote is None
+    # FB15k-237's preset votes with weight 0.05 and 50 neighbours, or every other entity of a smaller graph
+    factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4)
+    assert (model.neighbour_weight, model.neighbour_vote.num_neighbours) == (0.05, 3)
+    assert (FB15K237_PRESET.neighbour_weight, FB15K237_PRESET.num_neighbours) == (0.05, 50)
+    assert VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0).neighbour_vote is None
+    factory.metadata[PRESET_METADATA_KEY] = "wn9"
+    assert VBKGC(triples_factory=factory, features=features, embedding_dim=4).neighbour_weight == 0.0
+
+
+@pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf"), "0.1", True])
+def test_model_refuses_a_bad_neighbour_weight(factory, features, weight):
+    with pytest.raises(
+        ValueError, match=rf"^neighbour_weight must be a finite number of at least 0, got {weight!r}\.$"
+    ):
+        VBKGC(triples_factory=factory, features=features, neighbour_weight=weight)
+
+
+def test_model_refuses_too_many_neighbours(factory, features):
+    with pytest.raises(ValueError, match=r"^num_neighbours must be below the number of entities \(4\)"):
+        VBKGC(triples_factory=factory, features=features, neighbour_weight=0.1, num_neighbours=4)
+    with pytest.raises(ValueError, match=r"^num_neighbours must be a positive integer, got 0\.$"):
+        VBKGC(triples_factory=factory, features=features, num_neighbours=0)
+
+
+def test_pipeline_evaluates_with_the_vote():
+    result = pipeline(
+        dataset="nations",
+        model="vbkgc",
+        model_kwargs=dict(features="random", feature_dim=4, embedding_dim=4, neighbour_weight=0.2, num_neighbours=5),
+        negative_sampler="twins",
+        training_kwargs=dict(num_epochs=1, batch_size=256, use_tqdm=False),
+        evaluator_kwargs=dict(batch_size=64),
+        random_seed=0,
+    )
+    assert result.model.neighbour_vote is not None
+    assert 0 < result.get_metric("both.realistic.inverse_harmonic_mean_rank") <= 1
