@@ -1,0 +1,74 @@
+"""Evaluate saved weights as :func:`pykeen.pipeline.pipeline` evaluates its model; prints and appends one JSON line.
+
+For trained models whose evaluation settings change afterwards, e.g. VBKGC's ``neighbour_weight``, which only enters
+the ranking scores (training is the same with any weight)::
+
+    python benchmarks/evaluate_weights.py --dataset fb15k237multimodal \\
+        --weights results/ckpt/fb-conv-twins-w0.03-unit-15ep-s0-best-weights.pt \\
+        --model-kwargs '{"term_weights": "mm=0.03,sm=0.03,ms=0.03,all=0.03", "normalize_relations": true,
+        "neighbour_weight": 0.05}'
+
+``--weights`` is a state dict (the best weights that PyKEEN's early stopper writes, or a checkpoint's
+``model_state_dict``); the model is rebuilt from ``--model`` and ``--model-kwargs``. The test split is ranked against
+all entities, with the other known triples (train, validation and test) filtered, as the pipeline does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from feature_probe import print_and_append
+from pipeline_run import DATA, METRICS
+from pykeen.datasets import get_dataset
+from pykeen.evaluation import RankBasedEvaluator
+from pykeen.models import model_resolver
+
+import pykeen_vbkgc  # noqa: F401  (registers the model and datasets)
+
+
+def main() -> None:
+    """Rebuild the model, load the weights, evaluate on the test split."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATA), required=True)
+    parser.add_argument("--data", type=Path, help="the dataset directory (default: ../shared/data/<dataset>)")
+    parser.add_argument("--model", default="vbkgc")
+    parser.add_argument("--model-kwargs", default="{}", help="JSON")
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--label", default=None)
+    parser.add_argument("--output", type=Path, default=Path("results/evaluate_weights.jsonl"))
+    args = parser.parse_args()
+
+    dataset_kwargs = {} if args.dataset == "multimodaldemo" else dict(directory=args.data or DATA[args.dataset])
+    dataset = get_dataset(dataset=args.dataset, dataset_kwargs=dataset_kwargs)
+    model_kwargs = json.loads(args.model_kwargs)
+    model = model_resolver.make(args.model, triples_factory=dataset.training, **model_kwargs)
+    model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+    start = time.perf_counter()
+    result = RankBasedEvaluator().evaluate(
+        model,
+        dataset.testing.mapped_triples,
+        additional_filter_triples=[dataset.training.mapped_triples, dataset.validation.mapped_triples],
+        batch_size=256,
+        use_tqdm=False,
+    )
+    row = dict(
+        label=args.label,
+        dataset=args.dataset,
+        model=args.model,
+        model_kwargs=model_kwargs,
+        weights=str(args.weights),
+        **{name: round(result.get_metric(key), 4) for name, key in METRICS.items()},
+        evaluation_seconds=round(time.perf_counter() - start, 1),
+        machine=f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
+        date=time.strftime("%Y-%m-%d"),
+    )
+    print_and_append(row, args.output)
+
+
+if __name__ == "__main__":
+    main()
