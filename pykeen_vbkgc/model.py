@@ -77,6 +77,10 @@ class VBKGC(
     as described above. For training batches, :meth:`score_hrt` projects and normalises all entities once per
     parameter update (shared by the positive and the negative call of the sLCWA loop) and lets
     :meth:`~pykeen_vbkgc.VBKGCInteraction.score_rows` score the rows against that table.
+
+    Beyond the paper, a positive ``neighbour_weight`` adds a non-learned vote to the ranking of all candidates in
+    evaluation mode: the candidates that the entities with the most similar features are linked to in training
+    (:class:`~pykeen_vbkgc.neighbours.NeighbourVote`; FB15k-237's preset uses it).
     ---
     citation:
         author: Zhang
