@@ -64,18 +64,24 @@ class NeighbourVote(nn.Module):
             )
         self.num_neighbours = num_neighbours
         self.num_entities = num_entities
+        self.num_relations = num_relations
         h, r, t = mapped_triples.cpu().T
         for side, (anchors, targets) in dict(tail=(h, t), head=(t, h)).items():
-            # adjacency[r N + a, e] = 1 for each training triple in which a is the anchor and e the target under r
-            index = torch.stack([r * num_entities + anchors, targets])
+            # the non-zeros of adjacency[r N + a, e] = 1, one per training triple in which a is the anchor and e the
+            # target under r; dense index buffers, not a sparse tensor: buffers travel (to devices, through
+            # DistributedDataParallel's broadcasts) as dense tensors
             adjacency = torch.sparse_coo_tensor(
-                index, torch.ones(len(targets)), (num_relations * num_entities, num_entities), check_invariants=True
+                torch.stack([r * num_entities + anchors, targets]),
+                torch.ones(len(targets)),
+                (num_relations * num_entities, num_entities),
+                check_invariants=True,
             ).coalesce()
             frequency = torch.zeros(num_relations, num_entities)
             frequency.index_put_((r, targets), torch.ones(len(targets)), accumulate=True)
             prior = TIE_BREAKER * frequency / frequency.amax(dim=1, keepdim=True).clamp_min(1)
             # non-persistent: rebuilt from the training triples, so that the model's state dict stays as it was
-            self.register_buffer(f"{side}_adjacency", adjacency, persistent=False)
+            self.register_buffer(f"{side}_index", adjacency.indices(), persistent=False)
+            self.register_buffer(f"{side}_counts", adjacency.values(), persistent=False)
             self.register_buffer(f"{side}_prior", prior, persistent=False)
 
     def forward(self, features: FloatTensor, anchors: LongTensor, relations: LongTensor, side: VoteSide) -> FloatTensor:
@@ -89,7 +95,10 @@ class NeighbourVote(nn.Module):
         """
         if side not in ("head", "tail"):
             raise ValueError(f"Invalid side: {side!r}. Use 'head' or 'tail'.")
-        adjacency, prior = getattr(self, f"{side}_adjacency"), getattr(self, f"{side}_prior")
+        size = (self.num_relations * self.num_entities, self.num_entities)
+        index, counts = getattr(self, f"{side}_index"), getattr(self, f"{side}_counts")
+        adjacency = torch.sparse_coo_tensor(index, counts, size, is_coalesced=True, check_invariants=False)
+        prior = getattr(self, f"{side}_prior")
         unit = nn.functional.normalize(features.double(), dim=1).float()
         similarity = unit[anchors] @ unit.T
         # the anchor is not its own neighbour

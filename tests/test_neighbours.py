@@ -119,6 +119,8 @@ def test_neighbour_settings(factory, features):
     assert model.neighbour_vote.num_neighbours == 2
     # the vote's tables are not weights: saved weights load either way
     assert model.state_dict().keys() == state.keys()
+    # and they are dense, as DistributedDataParallel broadcasts buffers
+    assert not any(buffer.is_sparse for buffer in model.buffers())
     # no vote unless asked for (the best-known preset)
     assert VBKGC(triples_factory=factory, features=features, embedding_dim=4).neighbour_vote is None
     # FB15k-237's preset votes with weight 0.05 and 50 neighbours, or every other entity of a smaller graph
