@@ -4,7 +4,7 @@ For trained models whose evaluation settings change afterwards, e.g. VBKGC's ``n
 the ranking scores (training is the same with any weight)::
 
     python benchmarks/evaluate_weights.py --dataset fb15k237multimodal \\
-        --weights results/ckpt/fb-conv-twins-w0.03-unit-15ep-s0-best-weights.pt \\
+        --weights results/ckpt/fb-conv-twins-w0.03-unit-15ep-s0-best-weights.pt --seed 0 --epochs 15 \\
         --model-kwargs '{"term_weights": "mm=0.03,sm=0.03,ms=0.03,all=0.03", "normalize_relations": true,
         "neighbour_weight": 0.05}'
 
@@ -40,6 +40,10 @@ def main() -> None:
     parser.add_argument("--model-kwargs", default="{}", help="JSON")
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--label", default=None)
+    # the training run's, recorded so that accuracy_report.py tabulates the line with the runs of pipeline_run.py
+    parser.add_argument("--seed", type=int, default=None, help="the seed of the run that trained the weights")
+    parser.add_argument("--epochs", type=int, default=None, help="its epochs")
+    parser.add_argument("--train-seconds", type=float, default=None, help="its training time")
     parser.add_argument("--output", type=Path, default=Path("results/evaluate_weights.jsonl"))
     args = parser.parse_args()
 
@@ -62,6 +66,9 @@ def main() -> None:
         model=args.model,
         model_kwargs=model_kwargs,
         weights=str(args.weights),
+        seed=args.seed,
+        epochs=args.epochs,
+        train_seconds=args.train_seconds,
         **{name: round(result.get_metric(key), 4) for name, key in METRICS.items()},
         evaluation_seconds=round(time.perf_counter() - start, 1),
         machine=f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
