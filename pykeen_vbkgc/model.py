@@ -331,9 +331,7 @@ class VBKGC(
         neighbours' vote (see :meth:`__init__`) before the requested ones are picked.
         """
         if self._votes(mode):
-            learned = self._sliced(super().score_t, hr_batch, slice_size=slice_size, key="tails")
-            votes = self.neighbour_vote(self._features(), hr_batch[:, 0], hr_batch[:, 1], side="tail")
-            return _select(standardised(learned) + self.neighbour_weight * standardised(votes), tails)
+            return self._with_votes(super().score_t, hr_batch, slice_size=slice_size, side="tail", candidates=tails)
         if tails is None or tails.ndimension() == 1 or slice_size is not None or mode is not None:
             return super().score_t(hr_batch=hr_batch, slice_size=slice_size, mode=mode, tails=tails)
         # a candidate matrix per query (e.g. NSCaching's caches): score_hrt projects every entity once instead of
@@ -354,9 +352,7 @@ class VBKGC(
         neighbours' vote (see :meth:`__init__`) before the requested ones are picked.
         """
         if self._votes(mode):
-            learned = self._sliced(super().score_h, rt_batch, slice_size=slice_size, key="heads")
-            votes = self.neighbour_vote(self._features(), rt_batch[:, 1], rt_batch[:, 0], side="head")
-            return _select(standardised(learned) + self.neighbour_weight * standardised(votes), heads)
+            return self._with_votes(super().score_h, rt_batch, slice_size=slice_size, side="head", candidates=heads)
         if heads is None or heads.ndimension() == 1 or slice_size is not None or mode is not None:
             return super().score_h(rt_batch=rt_batch, slice_size=slice_size, mode=mode, heads=heads)
         return self._score_candidates(rt_batch, candidates=heads, column=0)
@@ -365,13 +361,22 @@ class VBKGC(
         """Return whether the neighbours' vote joins the ranking scores."""
         return not self.training and mode is None and self.neighbour_vote is not None and self.neighbour_weight > 0
 
-    def _sliced(self, score, batch: LongTensor, slice_size: int | None, key: str) -> FloatTensor:
-        """Return the learned scores of all entities, computed ``slice_size`` candidates at a time if given."""
+    def _with_votes(
+        self, score, pairs: LongTensor, slice_size: int | None, side: str, candidates: LongTensor | None
+    ) -> FloatTensor:
+        r"""Return $z(s) + \lambda \, z(v)$ over all entities, then the candidates' columns.
+
+        :param score: ERModel's ``score_t`` (``side="tail"``, ``pairs`` of (h, r)) or ``score_h`` (``"head"``, (r, t))
+        """
+        key, anchor = ("tails", 0) if side == "tail" else ("heads", 1)
         if not slice_size or slice_size >= self.num_entities:
-            return score(batch)
-        # ERModel's own slicing would call this model's score_t / score_h (and the vote) again for each slice
-        ids = torch.arange(self.num_entities, device=batch.device)
-        return torch.cat([score(batch, **{key: part}) for part in ids.split(slice_size)], dim=-1)
+            learned = score(pairs)
+        else:
+            # ERModel's own slicing would call this model's score_t / score_h (and the vote) again for each slice
+            ids = torch.arange(self.num_entities, device=pairs.device).split(slice_size)
+            learned = torch.cat([score(pairs, **{key: part}) for part in ids], dim=-1)
+        votes = self.neighbour_vote(self._features(), pairs[:, anchor], pairs[:, 1 - anchor], side=side)
+        return _select(standardised(learned) + self.neighbour_weight * standardised(votes), candidates)
 
     def _features(self) -> FloatTensor:
         r"""Return the frozen features $\mathbf{h}$ of all entities."""
