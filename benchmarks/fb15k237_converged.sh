@@ -6,18 +6,18 @@
 #
 #     bash benchmarks/fb15k237_converged.sh ROW SEED
 #
-# ROW: transe (PyKEEN's TransE, d 128), transe-15ep (the same for 15 epochs), twins-W1 (VBKGC+Twins, the fb15k237
-# preset until 2026-12-05, the five terms averaged with free relations, with W at the full rate), twins (that preset
-# as it was, W 1000x slower), ss (the structural term alone, free relations), twins-W1-ss0.6 (twins-W1 with the
-# structural term weighted 0.6 and the four text terms 0.1 each), twins-w0.03-unit (the preset with WN9's weighting, text terms 0.03, and unit relations: the
-# fb15k237 preset since 2026-12-05), twins-w0.03-unit-60ep (the same for all 60 epochs), normal-w0.03-unit (the same
-# with PyKEEN's basic sampler), ss-unit and random-w0.03-unit (its ablations: the structural term alone with unit
-# relations; random features), nscaching-w0.03-unit (the preset with NSCaching's negatives), twins-w0.03-unit-d256
-# (the preset with dimension 256 and the margin scaled to it), ss-unit-d256 and random-w0.03-unit-d256 (its
-# structural term alone; random features), twins-w0.03-unit-explr (the preset with the learning rate multiplied by
-# 0.95 after every epoch: PyKEEN's lr_scheduler), twins-w0.03-unit-15ep (the preset stopped after 15 epochs),
-# twins-w0.03-unit-k128 (the preset with 128 negatives per positive
-# instead of 64, in the same time budget), ss-all (the terms ss and all, averaged).
+# ROW: transe (PyKEEN's TransE, d 128), transe-15ep (the same for 15 epochs), twins-W1 (VBKGC+Twins, the fb15k237 preset
+# until 2026-12-05, the five terms averaged with free relations, with W at the full rate), twins (that preset as it was,
+# W 1000x slower), ss (the structural term alone, free relations), twins-W1-ss0.6 (twins-W1 with the structural term
+# weighted 0.6 and the four text terms 0.1 each), twins-w0.03-unit (the preset with WN9's weighting, text terms 0.03,
+# and unit relations: the fb15k237 preset since 2026-12-05), twins-w0.03-unit-60ep (the same for all 60 epochs),
+# normal-w0.03-unit (the same with PyKEEN's basic sampler), ss-unit and random-w0.03-unit (its ablations: the structural
+# term alone with unit relations; random features), nscaching-w0.03-unit (the preset with NSCaching's negatives),
+# twins-w0.03-unit-d256 (the preset with dimension 256 and the margin scaled to it), ss-unit-d256 and
+# random-w0.03-unit-d256 (its structural term alone; random features), twins-w0.03-unit-explr (the preset with the
+# learning rate multiplied by 0.95 after every epoch: PyKEEN's lr_scheduler), twins-w0.03-unit-15ep (the preset stopped
+# after 15 epochs), twins-w0.03-unit-k128 (the preset with 128 negatives per positive instead of 64, in the same time
+# budget), ss-all (the terms ss and all, averaged).
 #
 # PyKEEN checkpoints every 5 minutes into results/ckpt/fb-conv-ROW-sSEED.pt: the same call resumes an interrupted
 # run (delete the checkpoint to start over). The log is appended to results/fb_conv-ROW-sSEED.log, the result line
