@@ -117,7 +117,7 @@ def settings_options(command):
     defaults of the Python model.
     """
     fields = ("embedding_dim", "num_negatives", "margin", "scoring_fct_norm", "normalize_relations")
-    fields += ("projection_lr_scale", "term_weights", "learning_rate", "batch_size")
+    fields += ("projection_lr_scale", "term_weights", "learning_rate", "batch_size", "neighbour_weight")
 
     @functools.wraps(command)
     def wrapper(**kwargs):
@@ -181,6 +181,13 @@ def settings_options(command):
             type=click.IntRange(min=1),
             help="True triples per training step. " + _from_preset("batch_size"),
         ),
+        click.option(
+            "--neighbour-weight",
+            type=NonNegativeFloat(),
+            default=None,
+            help="Weight of the neighbours' vote when ranking (0: none; see pykeen_vbkgc.neighbours). "
+            + _from_preset("neighbour_weight"),
+        ),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -201,6 +208,13 @@ class PositiveFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number.", param, ctx)
         return number
+
+
+class NonNegativeFloat(PositiveFloat):
+    """A finite float >= 0."""
+
+    def __init__(self) -> None:
+        click.FloatRange.__init__(self, min=0)
 
 
 def check_term_weights(term_weights: str, score_terms: str | None) -> None:

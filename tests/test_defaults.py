@@ -190,10 +190,14 @@ def test_train_command_passes_the_preset(monkeypatch, preset, expected):
         assert kwargs[key] == expected_kwargs[key], key
     # an explicit option wins over the preset
     calls.clear()
-    CliRunner().invoke(main, ["train", "--margin", "3", "--scoring-fct-norm", "1", "--term-weights", "mm=0.5"])
+    CliRunner().invoke(
+        main,
+        ["train", "--margin", "3", "--scoring-fct-norm", "1", "--term-weights", "mm=0.5", "--neighbour-weight", "0.2"],
+    )
     assert calls[0]["loss_kwargs"] == dict(margin=3.0)
     assert calls[0]["model_kwargs"]["scoring_fct_norm"] == 1
     assert calls[0]["model_kwargs"]["term_weights"] == "mm=0.5"
+    assert calls[0]["model_kwargs"]["neighbour_weight"] == 0.2
 
 
 def test_lightning_command_passes_the_best_preset(monkeypatch):

@@ -272,6 +272,8 @@ ALL_TERMS = "['ss', 'mm', 'sm', 'ms', 'all']"
         (["--margin", "nan"], "Invalid value for '--margin': nan is not a finite number."),
         (["--margin", "inf"], "Invalid value for '--margin': inf is not a finite number."),
         (["--projection-lr-scale", "inf"], "Invalid value for '--projection-lr-scale': inf is not a finite number."),
+        (["--neighbour-weight", "inf"], "Invalid value for '--neighbour-weight': inf is not a finite number."),
+        (["--neighbour-weight", "-1"], "Invalid value for '--neighbour-weight': -1.0 is not in the range x>=0."),
         (["--device", "bogus"], "Invalid value for '--device': 'bogus' is not a device; use e.g. cpu, cuda or cuda:1."),
         (["--dataset", "./my_grap"], "Invalid value for --dataset: directory not found: ./my_grap"),
     ],
