@@ -40,7 +40,7 @@ from pykeen.typing import LABEL_HEAD, LABEL_TAIL, FloatTensor, LongTensor
 
 import pykeen_vbkgc  # noqa: F401  (registers the datasets)
 from pykeen_vbkgc.features import load_features
-from pykeen_vbkgc.neighbours import TIE_BREAKER, NeighbourVote
+from pykeen_vbkgc.neighbours import NeighbourVote
 
 #: a query's candidates scored at once: (batch, entities) floats
 BATCH = 512
@@ -71,11 +71,11 @@ class Predictors:
         centroid = torch.zeros(num_relations, self.unit.shape[1])
         centroid.index_add_(0, r, self.unit[t])
         self.centroid = torch.nn.functional.normalize(centroid, dim=1)
-        # the tie-breaker: frequency scaled below any similarity step that matters
-        self.prior = TIE_BREAKER * self.frequency / self.frequency.amax(dim=1, keepdim=True).clamp_min(1)
         self.features = features
         # the vote that VBKGC adds with neighbour_weight (its tail side: ``triples`` are reversed for heads)
         self.vote = NeighbourVote(triples, num_entities, num_relations, neighbours)
+        # the vote's tie-breaker (frequency scaled below any similarity step that matters) breaks the centroid's ties
+        self.prior = self.vote.tail_prior
 
     def score(self, name: str, heads: LongTensor, relations: LongTensor) -> FloatTensor:
         """Return the (batch, entities) scores of predictor ``name`` for the queries $(h, r, ?)$."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from class_resolver import Hint
 from pykeen.losses import Loss, MarginRankingLoss, loss_resolver
-from pykeen.models.nbase import ERModel
+from pykeen.models.nbase import ERModel, iter_slices
 from pykeen.nn.init import PretrainedInitializer, xavier_uniform_
 from pykeen.nn.representation import Embedding, TransformedRepresentation
 from pykeen.triples import CoreTriplesFactory
@@ -373,7 +373,7 @@ class VBKGC(
             learned = score(pairs)
         else:
             # ERModel's own slicing would call this model's score_t / score_h (and the vote) again for each slice
-            ids = torch.arange(self.num_entities, device=pairs.device).split(slice_size)
+            ids = iter_slices(ids=None, slice_size=slice_size, total=self.num_entities, device=pairs.device)
             learned = torch.cat([score(pairs, **{key: part}) for part in ids], dim=-1)
         votes = self.neighbour_vote(self._features(), pairs[:, anchor], pairs[:, 1 - anchor], side=side)
         return _select(standardised(learned) + self.neighbour_weight * standardised(votes), candidates)
