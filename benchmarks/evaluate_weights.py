@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="the seed of the run that trained the weights")
     parser.add_argument("--epochs", type=int, default=None, help="its epochs")
     parser.add_argument("--train-seconds", type=float, default=None, help="its training time")
+    parser.add_argument("--num-test", type=int, default=None, help="test triples (default: all; fewer for a check)")
     parser.add_argument("--output", type=Path, default=Path("results/evaluate_weights.jsonl"))
     args = parser.parse_args()
 
@@ -53,10 +54,12 @@ def main() -> None:
     model = model_resolver.make(args.model, triples_factory=dataset.training, **model_kwargs)
     model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     start = time.perf_counter()
+    test = dataset.testing.mapped_triples
     result = RankBasedEvaluator().evaluate(
         model,
-        dataset.testing.mapped_triples,
-        additional_filter_triples=[dataset.training.mapped_triples, dataset.validation.mapped_triples],
+        test[: args.num_test],
+        # the whole test split is filtered, also when only its first triples are ranked
+        additional_filter_triples=[dataset.training.mapped_triples, dataset.validation.mapped_triples, test],
         batch_size=256,
         use_tqdm=False,
     )
@@ -66,6 +69,7 @@ def main() -> None:
         model=args.model,
         model_kwargs=model_kwargs,
         weights=str(args.weights),
+        num_test=len(test[: args.num_test]),
         seed=args.seed,
         epochs=args.epochs,
         train_seconds=args.train_seconds,
