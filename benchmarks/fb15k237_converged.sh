@@ -6,7 +6,7 @@
 #
 #     bash benchmarks/fb15k237_converged.sh ROW SEED
 #
-# ROW: transe (PyKEEN's TransE, d 128), transe-15ep (the same for 15 epochs), twins-W1 (VBKGC+Twins, the fb15k237 preset
+# ROW: transe (PyKEEN's TransE, d 128), twins-W1 (VBKGC+Twins, the fb15k237 preset
 # until 2026-12-05, the five terms averaged with free relations, with W at the full rate), twins (that preset as it was,
 # W 1000x slower), ss (the structural term alone, free relations), twins-W1-ss0.6 (twins-W1 with the structural term
 # weighted 0.6 and the four text terms 0.1 each), twins-w0.03-unit (the preset with WN9's weighting, text terms 0.03,
@@ -15,9 +15,11 @@
 # term alone with unit relations; random features), nscaching-w0.03-unit (the preset with NSCaching's negatives),
 # twins-w0.03-unit-d256 (the preset with dimension 256 and the margin scaled to it), ss-unit-d256 and
 # random-w0.03-unit-d256 (its structural term alone; random features), twins-w0.03-unit-explr (the preset with the
-# learning rate multiplied by 0.95 after every epoch: PyKEEN's lr_scheduler), twins-w0.03-unit-15ep (the preset stopped
-# after 15 epochs), twins-w0.03-unit-k128 (the preset with 128 negatives per positive instead of 64, in the same time
-# budget), ss-all (the terms ss and all, averaged).
+# learning rate multiplied by 0.95 after every epoch: PyKEEN's lr_scheduler), twins-w0.03-unit-k128 (the preset with
+# 128 negatives per positive instead of 64, in the same time budget), ss-all (the terms ss and all, averaged). Any ROW
+# with -15ep appended (twins-w0.03-unit-15ep, normal-w0.03-unit-15ep, ss-unit-15ep, random-w0.03-unit-15ep,
+# transe-15ep, ...) is that row stopped after 15 epochs and checked every 5: the models that the text neighbours' vote
+# is added to afterwards (benchmarks/evaluate_weights.py, knn_ensemble.py for TransE).
 #
 # PyKEEN checkpoints every 5 minutes into results/ckpt/fb-conv-ROW-sSEED.pt: the same call resumes an interrupted
 # run (delete the checkpoint to start over). The log is appended to results/fb_conv-ROW-sSEED.log, the result line
@@ -29,7 +31,7 @@ set -eu
 # bash reads a script while it runs it: a function is read whole before it starts, so editing this file under a
 # running row cannot shift what that row executes next
 main() {
-    ROWS="transe, transe-15ep, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, twins-w0.03-unit-60ep, ss-unit, normal-w0.03-unit, random-w0.03-unit, nscaching-w0.03-unit, twins-w0.03-unit-d256, ss-unit-d256, random-w0.03-unit-d256, twins-w0.03-unit-explr, twins-w0.03-unit-15ep, twins-w0.03-unit-k128 or ss-all"
+    ROWS="transe, twins-W1, twins, ss, twins-W1-ss0.6, twins-w0.03-unit, twins-w0.03-unit-60ep, ss-unit, normal-w0.03-unit, random-w0.03-unit, nscaching-w0.03-unit, twins-w0.03-unit-d256, ss-unit-d256, random-w0.03-unit-d256, twins-w0.03-unit-explr, twins-w0.03-unit-k128 or ss-all, each also with -15ep"
     ROW=${1:?ROW: $ROWS}
     SEED=${2:?SEED}
     # PyKEEN's early stopper on validation Hits@10: every FREQUENCY epochs, PATIENCE checks without improvement
@@ -45,15 +47,13 @@ main() {
     # the weight of the text neighbours' vote in evaluation (FB15k-237's preset: 0.05): none in these rows, which
     # measure the learned model; knn_ensemble.py adds the vote to their best weights afterwards
     NEIGHBOUR_WEIGHT=0
-    case $ROW in
+    # ROW-15ep: ROW for 15 epochs (below)
+    BASE=${ROW%-15ep}
+    case $BASE in
         transe)
             MODEL=transe SAMPLER=basic EPOCHS_DEFAULT=150 BUDGET_DEFAULT=7200 LABEL=transe-d128-nssa9-k64-es
             # checked every 10 epochs, as in the 2026-12-04 run
             FREQUENCY=10
-            MODEL_KWARGS='{"embedding_dim": 128}' ;;
-        transe-15ep)
-            # TransE for the 15 epochs of twins-w0.03-unit-15ep: the model that knn_ensemble.py adds the same vote to
-            MODEL=transe SAMPLER=basic EPOCHS_DEFAULT=15 LABEL=transe-d128-nssa9-k64-15ep
             MODEL_KWARGS='{"embedding_dim": 128}' ;;
         twins-W1)
             LABEL=vbkgc-twins-fb15k237-W1-es MODEL_KWARGS='{"projection_lr_scale": 1.0, '"$AVERAGED"'}' ;;
@@ -100,9 +100,6 @@ main() {
             # epochs): a decaying rate (1e-3 at first, 3.6e-4 at epoch 20, 1.3e-4 at epoch 40) to settle sooner
             LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-explr0.95-es MODEL_KWARGS='{'"$TEXT_003_UNIT"'}'
             SCHEDULE=', "lr_scheduler": "ExponentialLR", "lr_scheduler_kwargs": {"gamma": 0.95}' ;;
-        twins-w0.03-unit-15ep)
-            # the preset for 15 epochs: the models that the text neighbours' vote is added to (docs/results.md)
-            LABEL=vbkgc-twins-fb15k237-w0.03-unit-relations-15ep MODEL_KWARGS='{'"$TEXT_003_UNIT"'}' EPOCHS_DEFAULT=15 ;;
         twins-w0.03-unit-k128)
             # about 1.5 times the time per epoch (measured): the budget (not the stopper) may end it, which is what
             # the 2-hour limit of the recipe allows
@@ -113,6 +110,10 @@ main() {
             echo "unknown ROW $ROW: $ROWS" >&2
             exit 2 ;;
     esac
+    if [ "$BASE" != "$ROW" ]; then
+        # 15 epochs, validated every 5, within the budget of the preset's runs: the label says so
+        EPOCHS_DEFAULT=15 BUDGET_DEFAULT=6600 FREQUENCY=5 LABEL=${LABEL%-es}-15ep
+    fi
     if [ $MODEL = vbkgc ]; then
         MODEL_KWARGS="${MODEL_KWARGS%\}}, \"neighbour_weight\": $NEIGHBOUR_WEIGHT}"
     fi
