@@ -113,6 +113,20 @@ def test_model_ranks_with_the_vote_in_evaluation_mode_only(factory, features):
     torch.testing.assert_close(model.score_t(hr), learned_t)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_vote_on_cuda_matches_the_cpu(factory, features):
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0.5, random_seed=0)
+    model.eval()
+    hr, rt = torch.tensor([[0, 0], [2, 1]]), torch.tensor([[0, 2], [1, 3]])
+    on_cpu = model.score_t(hr), model.score_h(rt)
+    # the vote's tables are buffers: they move with the model
+    model.to("cuda")
+    on_cuda = model.score_t(hr.cuda()), model.score_h(rt.cuda())
+    for cuda, cpu in zip(on_cuda, on_cpu, strict=True):
+        assert cuda.device.type == "cuda"
+        torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-4, rtol=1e-4)
+
+
 def test_neighbour_settings(factory, features):
     state = VBKGC(triples_factory=factory, features=features, embedding_dim=4).state_dict()
     model = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0.1, num_neighbours=2)
