@@ -6,7 +6,7 @@
 import inspect
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -32,7 +32,7 @@ from .interaction import (
 from .kernels import uses_dense_path
 from .neighbours import NeighbourVote, standardised
 from .preset_loss import PresetLoss
-from .representation import TwinsView
+from .representation import TwinsView, decode_twins
 from .validation import check_positive_int
 
 __all__ = [
@@ -388,6 +388,36 @@ class VBKGC(
         triples[..., column] = candidates
         triples[..., [c for c in range(3) if c != column]] = pairs.unsqueeze(1)
         return self.score_hrt(triples.view(-1, 3)).view(candidates.shape)
+
+    def _get_representations(
+        self, h: LongTensor | None, r: LongTensor | None, t: LongTensor | None, *, mode: InductiveMode | None
+    ) -> tuple[Any, Any, Any]:
+        """Return ERModel's representations; without gradients, the entities' come from the cached tables.
+
+        Scoring all candidates (PyKEEN's evaluators, ``predict_*``) would otherwise project every entity's features
+        once per batch of queries, although the parameters do not change between batches.
+        """
+        if mode is not None or torch.is_grad_enabled():
+            return super()._get_representations(h=h, r=r, t=t, mode=mode)
+        structural, multimodal, _ = self._entity_tables()
+        # the tables of the views, in the order of entity_representations (see _entity_tables)
+        tables = (structural, structural, multimodal)
+
+        def look_up(indices: LongTensor | None, positions: Sequence[int]) -> list[FloatTensor]:
+            if indices is None:
+                views = tables
+            else:
+                views = tuple(
+                    table[decode_twins(indices, num_entities=self.num_entities, side=view.side)]
+                    for table, view in zip(tables, self.entity_representations, strict=True)
+                )
+            return [views[i] for i in positions]
+
+        hr = look_up(h, self.interaction.head_indices)
+        rr = [representation(indices=r) for representation in self.relation_representations]
+        tr = look_up(t, self.interaction.tail_indices)
+        # as ERModel: a single representation is passed as itself
+        return tuple(x[0] if len(x) == 1 else x for x in (hr, rr, tr))
 
     def _entity_tables(self) -> tuple[FloatTensor, FloatTensor, FloatTensor]:
         r"""Return $\mathbf{e}_s$ and $\mathbf{e}_m$ of all entities and their piece table, once per parameter state.

@@ -510,6 +510,40 @@ def test_entity_tables_are_shared_within_a_step(tiny_factory, tiny_features):
     torch.testing.assert_close(reloaded.score_hrt(hrt), model.score_hrt(hrt))
 
 
+def test_scoring_all_candidates_projects_the_features_once_per_parameter_state(tiny_factory, tiny_features):
+    """Without gradients, score_t/score_h read the cached tables: ERModel's scores, one projection for all batches."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    projections = []
+    model.entity_representations[2].base.transformation.register_forward_hook(
+        lambda module, inputs, output: projections.append(len(inputs[0]))
+    )
+    hr, rt = torch.as_tensor([[0, 0], [2, 1], [4, 0]]), torch.as_tensor([[0, 1], [1, 3], [0, 5]])
+    # with gradients: ERModel's own path, which projects the queries' entities and all candidates per call
+    expected = {
+        "t": model.score_t(hr).detach(),
+        "h": model.score_h(rt).detach(),
+        "t slices, candidates": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])).detach(),
+        "twins ids": model.score_t(torch.as_tensor([[model.num_entities * 3 + 1, 0]])).detach(),
+    }
+    projections.clear()
+    with torch.no_grad():
+        model.eval()
+        actual = {
+            "t": model.score_t(hr),
+            "h": model.predict_h(rt, slice_size=2),
+            "t slices, candidates": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])),
+            "twins ids": model.score_t(torch.as_tensor([[model.num_entities * 3 + 1, 0]])),
+        }
+        assert projections == [model.num_entities]
+        # a changed parameter is seen: the projection is computed again
+        model.entity_representations[2].base.transformation.weight.mul_(2.0)
+        changed = model.score_t(hr)
+    for key, scores in expected.items():
+        torch.testing.assert_close(actual[key], scores, msg=key)
+    assert projections == [model.num_entities] * 2
+    assert not torch.allclose(changed, actual["t"])
+
+
 def test_projection_lr_scale_slows_only_the_projection_under_adam(tiny_factory, tiny_features):
     """W = s V: same initial scores; one Adam step moves W by s times as much, the embeddings equally."""
     hrt = torch.as_tensor([[0, 0, 1], [2, 1, 3], [4, 0, 5]])
