@@ -522,7 +522,7 @@ def test_scoring_all_candidates_projects_the_features_once_per_parameter_state(t
     expected = {
         "t": model.score_t(hr).detach(),
         "h": model.score_h(rt).detach(),
-        "t slices, candidates": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])).detach(),
+        "t, the same candidates for all": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])).detach(),
         "twins ids": model.score_t(torch.as_tensor([[model.num_entities * 3 + 1, 0]])).detach(),
     }
     projections.clear()
@@ -531,7 +531,7 @@ def test_scoring_all_candidates_projects_the_features_once_per_parameter_state(t
         actual = {
             "t": model.score_t(hr),
             "h": model.predict_h(rt, slice_size=2),
-            "t slices, candidates": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])),
+            "t, the same candidates for all": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])),
             "twins ids": model.score_t(torch.as_tensor([[model.num_entities * 3 + 1, 0]])),
         }
         assert projections == [model.num_entities]
