@@ -55,9 +55,10 @@ def main() -> None:
     model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     start = time.perf_counter()
     test = dataset.testing.mapped_triples
+    ranked = test[: args.num_test]
     result = RankBasedEvaluator().evaluate(
         model,
-        test[: args.num_test],
+        ranked,
         # the whole test split is filtered, also when only its first triples are ranked
         additional_filter_triples=[dataset.training.mapped_triples, dataset.validation.mapped_triples, test],
         batch_size=256,
@@ -69,7 +70,7 @@ def main() -> None:
         model=args.model,
         model_kwargs=model_kwargs,
         weights=str(args.weights),
-        num_test=len(test[: args.num_test]),
+        num_test=len(ranked),
         seed=args.seed,
         epochs=args.epochs,
         train_seconds=args.train_seconds,

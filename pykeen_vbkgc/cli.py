@@ -194,14 +194,11 @@ def settings_options(command):
     return wrapper
 
 
-class PositiveFloat(click.FloatRange):
-    """A finite float > 0.
+class FiniteFloatRange(click.FloatRange):
+    """A click float range that refuses ``nan`` and ``inf``.
 
-    Click's float range lets ``nan`` and ``inf`` through, which fail only after training has started.
+    Click's own range lets them through, and they fail only after training has started.
     """
-
-    def __init__(self) -> None:
-        super().__init__(min=0, min_open=True)
 
     def convert(self, value, param, ctx) -> float:  # noqa: D102
         number = super().convert(value, param, ctx)
@@ -210,11 +207,18 @@ class PositiveFloat(click.FloatRange):
         return number
 
 
-class NonNegativeFloat(PositiveFloat):
+class PositiveFloat(FiniteFloatRange):
+    """A finite float > 0."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+
+class NonNegativeFloat(FiniteFloatRange):
     """A finite float >= 0."""
 
     def __init__(self) -> None:
-        click.FloatRange.__init__(self, min=0)
+        super().__init__(min=0)
 
 
 def check_term_weights(term_weights: str, score_terms: str | None) -> None:
