@@ -21,6 +21,7 @@ from pykeen.evaluation import RankBasedEvaluator
 from pykeen.models.nbase import ERModel
 
 from pykeen_vbkgc import VBKGC
+from pykeen_vbkgc.defaults import FB15K237_PRESET
 
 
 def main() -> None:
@@ -39,9 +40,8 @@ def main() -> None:
     model = VBKGC(
         triples_factory=dataset.training,
         features=None if args.features == "dataset" else "random",
-        term_weights="mm=0.03,sm=0.03,ms=0.03,all=0.03",
-        normalize_relations=True,
-        neighbour_weight=0,
+        # the preset's model without its vote: only the projection's cost differs between the two paths
+        **{**FB15K237_PRESET.model_kwargs(), "neighbour_weight": 0},
         random_seed=0,
     )
     if args.weights is not None:
