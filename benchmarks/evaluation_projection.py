@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -47,10 +48,14 @@ def main() -> None:
     if args.weights is not None:
         model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     known = [dataset.training.mapped_triples, dataset.validation.mapped_triples, dataset.testing.mapped_triples]
-    cached = VBKGC._get_representations
+    # ERModel's method bound to this model only, so that the class itself is never changed
+    per_batch = types.MethodType(ERModel._get_representations, model)
     for _ in range(args.repeats):
-        for path, get_representations in (("per batch (ERModel)", ERModel._get_representations), ("once", cached)):
-            VBKGC._get_representations = get_representations
+        for path, get_representations in (("per batch (ERModel)", per_batch), ("once", None)):
+            if get_representations is None:
+                model.__dict__.pop("_get_representations", None)
+            else:
+                model.__dict__["_get_representations"] = get_representations
             start = time.perf_counter()
             result = RankBasedEvaluator().evaluate(
                 model,
@@ -66,7 +71,6 @@ def main() -> None:
                 mrr=round(result.get_metric("both.realistic.inverse_harmonic_mean_rank"), 6),
             )
             print(json.dumps(row), flush=True)
-    VBKGC._get_representations = cached
 
 
 if __name__ == "__main__":
