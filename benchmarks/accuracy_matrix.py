@@ -257,6 +257,17 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             "twins",
             dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.1), features="random")),
         ),
+        # between the preset's 0.03 and 0.1: the text's content and the whole model's level together?
+        "vbkgc-twins-wn9-nssa9-w0.05": (
+            "vbkgc",
+            "twins",
+            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.05))),
+        ),
+        "vbkgc-random-wn9-nssa9-w0.05": (
+            "vbkgc",
+            "twins",
+            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.05), features="random")),
+        ),
         "transe-d128-nssa9-k64": ("transe", "basic", nssa(9, 64, model_kwargs=dict(embedding_dim=128))),
     },
     # the embedded demo (500 entities): how fast the defaults leave the self-candidate trap
