@@ -246,28 +246,17 @@ MATRICES: dict[str, dict[str, tuple[str, str, dict]]] = {
             "twins",
             dict(loss="nssa", loss_kwargs=dict(margin=9, adversarial_temperature=1.0)),
         ),
-        # does the text's content count more when the text terms weigh more? (the preset, text terms 0.1)
-        "vbkgc-twins-wn9-nssa9-w0.1": (
-            "vbkgc",
-            "twins",
-            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.1))),
-        ),
-        "vbkgc-random-wn9-nssa9-w0.1": (
-            "vbkgc",
-            "twins",
-            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.1), features="random")),
-        ),
-        # between the preset's 0.03 and 0.1: the text's content and the whole model's level together?
-        "vbkgc-twins-wn9-nssa9-w0.05": (
-            "vbkgc",
-            "twins",
-            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.05))),
-        ),
-        "vbkgc-random-wn9-nssa9-w0.05": (
-            "vbkgc",
-            "twins",
-            dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(0.05), features="random")),
-        ),
+        # does the text's content count more when the text terms weigh more? The preset with its text terms weighted
+        # 0.1, and 0.05 (between that and the preset's 0.03), each with the MiniLM features and with random ones
+        **{
+            f"vbkgc-{name}-wn9-nssa9-w{weight}": (
+                "vbkgc",
+                "twins",
+                dict(loss="nssa", model_kwargs=dict(term_weights=text_terms(weight), **features)),
+            )
+            for weight in (0.1, 0.05)
+            for name, features in (("twins", {}), ("random", dict(features="random")))
+        },
         "transe-d128-nssa9-k64": ("transe", "basic", nssa(9, 64, model_kwargs=dict(embedding_dim=128))),
     },
     # the embedded demo (500 entities): how fast the defaults leave the self-candidate trap
