@@ -298,6 +298,7 @@ def run_row(label: str, row: tuple[str, str, dict], args: argparse.Namespace) ->
         json.dumps(kwargs),
         "--output",
         str(args.output),
+        *(["--save-weights", str(args.save_weights / f"{label}-seed{args.seed}.pt")] if args.save_weights else []),
     ]
     log = args.output.with_name(f"{args.output.stem}-{label}-seed{args.seed}.log")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -320,6 +321,7 @@ def main() -> None:
     parser.add_argument("--training-loop", help="e.g. deviceslcwa (default: PyKEEN's sLCWA loop)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--save-weights", type=Path, help="a directory for each row's trained weights")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args()
     matrix = MATRICES[args.matrix]

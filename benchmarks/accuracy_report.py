@@ -5,10 +5,11 @@
     python benchmarks/accuracy_report.py results/wn9_final.jsonl
     python benchmarks/accuracy_report.py results/wn9_final.jsonl --export docs/study --prefix wn9-pipeline
 
-Rows are grouped by dataset and label; a seed measured twice counts once (the last line wins). ``--labels`` keeps only
-the rows named, for one row whose seeds lie in files of different days (whose other rows may share labels measured
-with other presets). ``--export`` writes one file per run, ``<prefix>-<label>-seed<k>.json`` with the keys of
-``docs/study`` (``mrr``, ``hits@1``, ...), and copies the JSON lines next to them.
+Rows are grouped by dataset and label (the lines of ``evaluate_weights.py --subset`` by ``<label>-<subset>``); a seed
+measured twice counts once (the last line wins). ``--labels`` keeps only the rows named, for one row whose seeds lie
+in files of different days (whose other rows may share labels measured with other presets). ``--export`` writes one
+file per run, ``<prefix>-<label>-seed<k>.json`` with the keys of ``docs/study`` (``mrr``, ``hits@1``, ...), and copies
+the JSON lines next to them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def read_runs(paths: list[Path], labels: Collection[str] | None = None) -> dict[
             if line.strip():
                 run = json.loads(line)
                 if labels is None or run["label"] in labels:
-                    runs[run["dataset"], run["label"]][run["seed"]] = run
+                    # the parts of a test split are rows of their own
+                    name = run["label"] if run.get("subset") is None else f"{run['label']}-{run['subset']}"
+                    runs[run["dataset"], name][run["seed"]] = run
     return runs
 
 
@@ -52,10 +55,12 @@ def table(runs: dict[tuple[str, str], dict[int, dict]]) -> str:
         values = list(seeds.values())
         cells = [mean_sd([run[metric] for run in values]) for metric in METRICS]
         epochs = sorted({run["epochs"] for run in values})
-        seconds = statistics.mean(run["train_seconds"] for run in values)
+        # evaluations of saved weights may not know their training time
+        timed = [run["train_seconds"] for run in values if run.get("train_seconds") is not None]
+        seconds = f"{statistics.mean(timed):,.0f}" if timed else ""
         lines.append(
             f"| {dataset} | `{label}` | {','.join(map(str, sorted(seeds)))} | {' | '.join(cells)} | "
-            f"{'/'.join(map(str, epochs))} | {seconds:,.0f} |"
+            f"{'/'.join(map(str, epochs))} | {seconds} |"
         )
     return "\n".join(lines)
 

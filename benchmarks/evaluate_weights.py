@@ -11,6 +11,10 @@ the ranking scores (training is the same with any weight)::
 ``--weights`` is a state dict (the best weights that PyKEEN's early stopper writes, or a checkpoint's
 ``model_state_dict``); the model is rebuilt from ``--model`` and ``--model-kwargs``. The test split is ranked against
 all entities, with the other known triples (train, validation and test) filtered, as the pipeline does.
+
+``--subset`` ranks only part of the test split: the triples $(h, r, t)$ whose reverse pair is linked in training, i.e.
+some $(t, r', h)$ is a training triple (``reverse-known``; most of WN9's, where hypernym and hyponym mirror each
+other), or the others (``reverse-unknown``), which the structure alone cannot read off a mirrored triple.
 """
 
 from __future__ import annotations
@@ -27,8 +31,17 @@ from pipeline_run import DATA, METRICS
 from pykeen.datasets import get_dataset
 from pykeen.evaluation import RankBasedEvaluator
 from pykeen.models import model_resolver
+from pykeen.typing import MappedTriples
 
 import pykeen_vbkgc  # noqa: F401  (registers the model and datasets)
+
+SUBSETS = ("reverse-known", "reverse-unknown")
+
+
+def reverse_known(test: MappedTriples, training: MappedTriples) -> torch.BoolTensor:
+    """Whether each test triple $(h, r, t)$ has a training triple $(t, r', h)$ under any relation $r'$."""
+    linked = set(map(tuple, training[:, [0, 2]].tolist()))
+    return torch.as_tensor([(t, h) in linked for h, _, t in test.tolist()], dtype=torch.bool)
 
 
 def main() -> None:
@@ -45,6 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="its epochs")
     parser.add_argument("--train-seconds", type=float, default=None, help="its training time")
     parser.add_argument("--num-test", type=int, default=None, help="test triples (default: all; fewer for a check)")
+    parser.add_argument("--subset", choices=SUBSETS, help="rank only this part of the test split (default: all)")
     parser.add_argument("--output", type=Path, default=Path("results/evaluate_weights.jsonl"))
     args = parser.parse_args()
 
@@ -56,6 +70,9 @@ def main() -> None:
     start = time.perf_counter()
     test = dataset.testing.mapped_triples
     ranked = test[: args.num_test]
+    if args.subset is not None:
+        known = reverse_known(ranked, dataset.training.mapped_triples)
+        ranked = ranked[known if args.subset == "reverse-known" else ~known]
     result = RankBasedEvaluator().evaluate(
         model,
         ranked,
@@ -70,6 +87,7 @@ def main() -> None:
         model=args.model,
         model_kwargs=model_kwargs,
         weights=str(args.weights),
+        subset=args.subset,
         num_test=len(ranked),
         seed=args.seed,
         epochs=args.epochs,

@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--kwargs", default="{}", help="further pipeline() keyword arguments, as JSON")
     parser.add_argument("--label", default=None)
     parser.add_argument("--output", type=Path, default=HERE.parent / "results" / "pipeline_runs.jsonl")
+    parser.add_argument("--save-weights", type=Path, help="write the trained model's state dict here")
     args = parser.parse_args()
 
     # the early stopper logs its validation results at INFO
@@ -110,6 +111,10 @@ def main() -> None:
         use_tqdm=False,
         **extra,
     )
+    if args.save_weights is not None:
+        # for evaluations after the run (benchmarks/evaluate_weights.py), e.g. on parts of the test split
+        args.save_weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(result.model.state_dict(), args.save_weights)
     row = dict(
         label=args.label,
         dataset=args.dataset,
