@@ -1,0 +1,140 @@
+r"""Can the neighbours' vote join a trained model's scores without a cost where the model is right? (issue 18, item 2)
+
+On WN9 most test triples $(h, r, t)$ have their reverse pair linked in training (some $(t, r', h)$, e.g. a hyponym
+for a hypernym): there VBKGC is nearly always right, and on the others it nearly never is, while the vote of the text
+neighbours (:class:`~pykeen_vbkgc.neighbours.NeighbourVote`) ranks those far better (docs/results.md). VBKGC's sum
+$z(s) + \lambda \, z(v)$ of the standardised scores and votes trades the one part against the other. This probe ranks
+a split, all of it and each part (``evaluate_weights.py``'s :func:`reverse_known`), with three ways of combining a
+query's model scores $s$ and votes $v$ over all candidates:
+
+- ``sum``: $z(s) + \lambda \, z(v)$, VBKGC's ``neighbour_weight``;
+- ``mixture``: $\log\big((1 - \alpha) \operatorname{softmax}(s / \tau) + \alpha \, v / \textstyle\sum v\big)$, the
+  model's and the vote's distributions over the candidates mixed, so that a confident model (a peaked softmax) keeps
+  its answer;
+- ``gate``: $z(s) + \lambda \, z(v)$ only for the queries whose best $z(s)$ is below $g$, where the model is unsure.
+
+The vote uses the model's own features (random ones for a random-features model), as VBKGC's does. Filtered ranks
+from PyKEEN's :class:`~pykeen.evaluation.RankBasedEvaluator` (the other known triples of all splits filtered)::
+
+    python benchmarks/vote_combinations.py --dataset wn9 --data ../shared/data/wn9 \
+        --weights results/wn9w/vbkgc-defaults-seed0.pt --split validation
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from evaluate_weights import reverse_known
+from feature_probe import BATCH, evaluate, print_and_append
+from pykeen.datasets import get_dataset
+from pykeen.models import model_resolver
+from pykeen.typing import FloatTensor, LongTensor
+
+from pykeen_vbkgc import VBKGC
+from pykeen_vbkgc.neighbours import NeighbourVote, standardised
+
+#: (name, parameters) of each combination tried; the parameters are those of the module's description
+COMBINATIONS: list[tuple[str, dict[str, float]]] = (
+    [("sum", dict(weight=weight)) for weight in (0.0, 0.02, 0.05, 0.2)]
+    + [
+        ("mixture", dict(temperature=temperature, share=share))
+        for temperature, share in itertools.product((0.5, 1.0, 2.0), (0.01, 0.05, 0.2))
+    ]
+    + [
+        ("gate", dict(threshold=threshold, weight=weight))
+        for threshold, weight in itertools.product((5, 6, 7), (0.05, 0.2))
+    ]
+)
+
+
+def combine(name: str, scores: FloatTensor, votes: FloatTensor, **parameters: float) -> FloatTensor:
+    """Return the combined ranking scores of one combination of the module's description, shape of ``scores``."""
+    scores, votes = scores.double(), votes.double()
+    if name == "sum":
+        return standardised(scores) + parameters["weight"] * standardised(votes)
+    if name == "mixture":
+        model = torch.softmax(scores / parameters["temperature"], dim=1)
+        share = parameters["share"]
+        return torch.log((1 - share) * model + share * votes / votes.sum(dim=1, keepdim=True))
+    if name == "gate":
+        z = standardised(scores)
+        unsure = z.amax(dim=1, keepdim=True) < parameters["threshold"]
+        return z + unsure * parameters["weight"] * standardised(votes)
+    raise ValueError(f"unknown combination {name!r}")
+
+
+def main() -> None:
+    """Score the split once, then rank it with every combination; print and append one JSON line per part."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model-kwargs", default="{}", help="JSON, the run's own")
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--neighbours", type=int, default=50)
+    parser.add_argument("--split", choices=("validation", "testing"), default="validation")
+    parser.add_argument("--label", default=None)
+    parser.add_argument("--output", type=Path, default=Path("results/vote_combinations.jsonl"))
+    args = parser.parse_args()
+
+    dataset = get_dataset(dataset=args.dataset, dataset_kwargs=dict(directory=args.data))
+    training = dataset.training
+    # the vote is combined here: the model's own (FB15k-237's preset has one) stays out
+    model_kwargs = {**json.loads(args.model_kwargs), "neighbour_weight": 0.0}
+    model: VBKGC = model_resolver.make("vbkgc", triples_factory=training, **model_kwargs)
+    model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+    model.eval()
+    vote = NeighbourVote(training.mapped_triples, training.num_entities, training.num_relations, args.neighbours)
+    known = torch.cat([training.mapped_triples, dataset.validation.mapped_triples, dataset.testing.mapped_triples])
+    ranked = getattr(dataset, args.split).mapped_triples
+    parts = {"all": ranked}
+    mirrored = reverse_known(ranked, training.mapped_triples)
+    parts.update({"reverse-known": ranked[mirrored], "reverse-unknown": ranked[~mirrored]})
+
+    # each query's scores and votes over all candidates, once: (anchor, relation) -> row
+    rows: dict[str, dict[tuple[int, int], int]] = {}
+    tables: dict[str, tuple[FloatTensor, FloatTensor]] = {}
+    features = model._features()
+    with torch.inference_mode():
+        for side, anchor in (("tail", 0), ("head", 2)):
+            queries = torch.unique(ranked[:, [anchor, 1]], dim=0)
+            rows[side] = {pair: row for row, pair in enumerate(map(tuple, queries.tolist()))}
+            scores, votes = [], []
+            for batch in queries.split(BATCH):
+                anchors, relations = batch.T
+                pairs = torch.stack([anchors, relations] if side == "tail" else [relations, anchors], dim=1)
+                scores.append((model.score_t if side == "tail" else model.score_h)(pairs))
+                votes.append(vote(features, anchors, relations, side=side))
+            tables[side] = torch.cat(scores), torch.cat(votes)
+
+    def scorer(side: str, combined: FloatTensor) -> Callable[[LongTensor, LongTensor], FloatTensor]:
+        def score(anchors: LongTensor, relations: LongTensor) -> FloatTensor:
+            return combined[[rows[side][pair] for pair in zip(anchors.tolist(), relations.tolist())]]
+
+        return score
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    for name, parameters in COMBINATIONS:
+        tail, head = (scorer(side, combine(name, *tables[side], **parameters)) for side in ("tail", "head"))
+        for part, triples in parts.items():
+            metrics = evaluate(tail, head, triples, known)
+            row = dict(
+                label=args.label,
+                dataset=args.dataset,
+                weights=str(args.weights),
+                split=args.split,
+                part=part,
+                num_triples=len(triples),
+                combination=name,
+                **parameters,
+                **{metric: round(value, 4) for metric, value in metrics.items()},
+            )
+            print_and_append(row, args.output)
+
+
+if __name__ == "__main__":
+    main()
