@@ -118,6 +118,7 @@ def settings_options(command):
     """
     fields = ("embedding_dim", "num_negatives", "margin", "scoring_fct_norm", "normalize_relations")
     fields += ("projection_lr_scale", "term_weights", "learning_rate", "batch_size", "neighbour_weight")
+    fields += ("neighbour_mirror_gate",)
 
     @functools.wraps(command)
     def wrapper(**kwargs):
@@ -187,6 +188,12 @@ def settings_options(command):
             default=None,
             help="Weight of the neighbours' vote when ranking (0: none; see pykeen_vbkgc.neighbours). "
             + _from_preset("neighbour_weight"),
+        ),
+        click.option(
+            "--neighbour-mirror-gate/--no-neighbour-mirror-gate",
+            default=None,
+            help="No vote for the queries that a mirrored training triple answers (see pykeen_vbkgc.neighbours). "
+            + _from_preset("neighbour_mirror_gate"),
         ),
     ]
     for option in reversed(options):

@@ -80,7 +80,8 @@ class VBKGC(
 
     Beyond the paper, a positive ``neighbour_weight`` adds a non-learned vote to the ranking of all candidates in
     evaluation mode: the candidates that the entities with the most similar features are linked to in training
-    (:class:`~pykeen_vbkgc.neighbours.NeighbourVote`; FB15k-237's preset uses it).
+    (:class:`~pykeen_vbkgc.neighbours.NeighbourVote`; the presets of FB15k-237 and WN9 use it, WN9's behind the
+    mirror gate: no vote for the queries that a mirrored training triple answers).
     ---
     citation:
         author: Zhang
@@ -122,6 +123,7 @@ class VBKGC(
         projection_lr_scale: float | None = None,
         neighbour_weight: float | None = None,
         num_neighbours: int | None = None,
+        neighbour_mirror_gate: bool | None = None,
         preset: str | None = None,
         loss: Loss | str | type[Loss] | None = None,
         loss_kwargs: Mapping[str, Any] | None = None,
@@ -179,9 +181,12 @@ class VBKGC(
             PyKEEN's ``predict_*`` and evaluators, which call them): the scores become
             $z(s) + \lambda \, z(v)$, with $s$ the learned scores, $v$ the votes and $z$ standardising each query's
             row to mean 0 and standard deviation 1. Training and :meth:`score_hrt` use the learned score alone.
-            Default: the preset's (0, no vote, except FB15k-237's)
+            Default: the preset's (0, no vote, except FB15k-237's and WN9's)
         :param num_neighbours: the number $K$ of neighbours that vote; default: the preset's (50), at most the
             number of entities minus one
+        :param neighbour_mirror_gate: whether the queries that a mirrored training triple answers (e.g. a hypernym
+            whose hyponym triple is known) get no vote (:mod:`~pykeen_vbkgc.neighbours`); default: the preset's (only
+            WN9's)
         :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
         """
         for name, value in dict(
@@ -191,6 +196,8 @@ class VBKGC(
                 check_positive_int(name, value)
         if neighbour_weight is not None:
             _check_neighbour_weight(neighbour_weight)
+        if neighbour_mirror_gate is not None and not isinstance(neighbour_mirror_gate, bool):
+            raise ValueError(f"neighbour_mirror_gate must be True or False, got {neighbour_mirror_gate!r}.")
         if kwargs.get("random_seed") is not None:
             # seed before drawing Xavier rows for entities without features, so they are reproducible, too
             set_random_seed(kwargs["random_seed"])
@@ -216,6 +223,8 @@ class VBKGC(
         if num_neighbours is None:
             # the preset's number, on a graph that small: every other entity
             num_neighbours = min(settings.num_neighbours, triples_factory.num_entities - 1)
+        if neighbour_mirror_gate is None:
+            neighbour_mirror_gate = settings.neighbour_mirror_gate
         pipeline_loss_kwargs = _pipeline_default_loss_kwargs(loss)
         if pipeline_loss_kwargs is not None:
             loss_kwargs, loss = pipeline_loss_kwargs, None
@@ -265,6 +274,7 @@ class VBKGC(
                 num_entities=triples_factory.num_entities,
                 num_relations=triples_factory.num_relations,
                 num_neighbours=num_neighbours,
+                mirror_gate=neighbour_mirror_gate,
             )
             if neighbour_weight > 0
             else None

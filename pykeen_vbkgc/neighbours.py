@@ -17,6 +17,15 @@ where $N_K(h)$ are the $K$ entities other than $h$ whose features $\mathbf{h}$ h
 $\mathcal{T}$ the training triples and $c_r(e)$ how often $e$ is a tail of $r$ in $\mathcal{T}$: a tie-breaker
 below any step of the similarities that matters. Queries $(?, r, t)$ vote for heads the same way, with the roles of
 head and tail swapped.
+
+With the *mirror gate*, the vote is left out (all zero) for the queries that a mirrored training triple answers. The
+mirror of a relation $r$ is the relation $r'$ (possibly $r$ itself) under which most of $r$'s training triples
+$(h, r, t)$ also appear reversed, $(t, r', h) \in \mathcal{T}$, if that is more than half of them (on WN9 hypernym and
+hyponym mirror each other); the query $(h, r, ?)$ is answered by a mirror if some $(c, r', h) \in \mathcal{T}$ has
+$(h, r, c) \notin \mathcal{T}$, i.e. the structure can read a new answer off a training triple (queries $(?, r, t)$:
+some $(t, r', c) \in \mathcal{T}$ with $(c, r, t) \notin \mathcal{T}$). On WN9 most test triples are such answers, which
+the learned scores rank first and the vote can only push down, while the vote ranks the others' answers far better
+than the learned scores (docs/results.md).
 """
 
 from __future__ import annotations
@@ -25,27 +34,97 @@ import warnings
 from typing import Literal
 
 import torch
-from pykeen.typing import FloatTensor, LongTensor, MappedTriples
+from pykeen.typing import BoolTensor, FloatTensor, LongTensor, MappedTriples
 from torch import nn
 
 from .validation import check_positive_int
 
 __all__ = [
     "NeighbourVote",
+    "mirror_answered",
+    "mirror_relations",
     "standardised",
 ]
 
 #: the weight of the relation's frequency in the vote: it only breaks ties between equal votes
 TIE_BREAKER = 1e-3
 
+#: the share of a relation's training triples that must appear reversed under another relation to make it the mirror
+MIRROR_SHARE = 0.5
+
 VoteSide = Literal["head", "tail"]
+
+
+def _triple_codes(h: LongTensor, r: LongTensor, t: LongTensor, num_entities: int, num_relations: int) -> LongTensor:
+    """Return one integer per triple, ordered by head, relation and tail."""
+    return (h * num_relations + r) * num_entities + t
+
+
+def mirror_relations(mapped_triples: MappedTriples, num_entities: int, num_relations: int) -> LongTensor:
+    r"""Return each relation's mirror (see the module's description), -1 for a relation without one.
+
+    :param mapped_triples: the training triples, shape ``(n, 3)``
+    :param num_entities: the number of entities
+    :param num_relations: the number of relations
+    :return: shape ``(num_relations,)``: the relation $r'$ under which more than half of the training triples
+        $(h, r, t)$ appear reversed as $(t, r', h)$, the most of them if several, else -1
+    """
+    h, r, t = mapped_triples.cpu().T
+    # the training triples ordered by their (head, tail) pair; each triple's reversed pair is looked up among them
+    pairs = h * num_entities + t
+    order = pairs.argsort()
+    sorted_pairs, sorted_relations = pairs[order], r[order]
+    reversed_pairs = t * num_entities + h
+    first = torch.searchsorted(sorted_pairs, reversed_pairs, side="left")
+    matches = torch.searchsorted(sorted_pairs, reversed_pairs, side="right") - first
+    # one row per (triple, triple on its reversed pair): the k-th match of triple i sits at first[i] + k
+    triple = torch.arange(len(r)).repeat_interleave(matches)
+    starts = matches.cumsum(0) - matches
+    position = first.repeat_interleave(matches) + torch.arange(int(matches.sum())) - starts.repeat_interleave(matches)
+    together = torch.bincount(r[triple] * num_relations + sorted_relations[position], minlength=num_relations**2)
+    counts = torch.bincount(r, minlength=num_relations).clamp_min(1)
+    share = together.view(num_relations, num_relations) / counts.unsqueeze(1)
+    best_share, mirror = share.max(dim=1)
+    return torch.where(best_share > MIRROR_SHARE, mirror, -1)
+
+
+def mirror_answered(mapped_triples: MappedTriples, num_entities: int, num_relations: int) -> dict[str, BoolTensor]:
+    r"""Return which queries a mirrored training triple answers (see the module's description).
+
+    :param mapped_triples: the training triples, shape ``(n, 3)``
+    :param num_entities: the number of entities
+    :param num_relations: the number of relations
+    :return: for ``"tail"``, ``answered[r, h]`` for the queries $(h, r, ?)$; for ``"head"``, ``answered[r, t]`` for
+        $(?, r, t)$; each of shape ``(num_relations, num_entities)``
+    """
+    triples = mapped_triples.cpu()
+    h, r, t = triples.T
+    known = _triple_codes(h, r, t, num_entities, num_relations).sort().values
+    answered = {side: torch.zeros(num_relations, num_entities, dtype=torch.bool) for side in ("tail", "head")}
+    for relation, mirror in enumerate(mirror_relations(triples, num_entities, num_relations).tolist()):
+        if mirror < 0:
+            continue
+        # each (x, mirror, y) answers (y, relation, ?) with x and (?, relation, x) with y, unless (y, relation, x) is
+        # a training triple already
+        x, _, y = triples[r == mirror].T
+        codes = _triple_codes(y, torch.full_like(y, relation), x, num_entities, num_relations)
+        position = torch.searchsorted(known, codes).clamp_max(len(known) - 1)
+        new = known[position] != codes
+        answered["tail"][relation, y[new]] = True
+        answered["head"][relation, x[new]] = True
+    return answered
 
 
 class NeighbourVote(nn.Module):
     """The vote of the module's description for all candidates of a batch of queries; nothing in it is learned."""
 
     def __init__(
-        self, mapped_triples: MappedTriples, num_entities: int, num_relations: int, num_neighbours: int
+        self,
+        mapped_triples: MappedTriples,
+        num_entities: int,
+        num_relations: int,
+        num_neighbours: int,
+        mirror_gate: bool = False,
     ) -> None:
         """Prepare the vote from the training triples.
 
@@ -53,6 +132,8 @@ class NeighbourVote(nn.Module):
         :param num_entities: the number of entities
         :param num_relations: the number of relations
         :param num_neighbours: the number $K$ of neighbours that vote
+        :param mirror_gate: whether the queries that a mirrored training triple answers get no vote (see the module's
+            description)
         :raises ValueError: if ``num_neighbours`` is not a positive integer below the number of entities
         """
         super().__init__()
@@ -63,6 +144,7 @@ class NeighbourVote(nn.Module):
                 f"{num_entities - 1:,} neighbours, got {num_neighbours:,}."
             )
         self.num_neighbours = num_neighbours
+        self.mirror_gate = mirror_gate
         self.num_entities = num_entities
         self.num_relations = num_relations
         h, r, t = mapped_triples.cpu().T
@@ -83,6 +165,9 @@ class NeighbourVote(nn.Module):
             self.register_buffer(f"{side}_index", adjacency.indices(), persistent=False)
             self.register_buffer(f"{side}_counts", adjacency.values(), persistent=False)
             self.register_buffer(f"{side}_prior", prior, persistent=False)
+        if mirror_gate:
+            for side, answered in mirror_answered(mapped_triples, num_entities, num_relations).items():
+                self.register_buffer(f"{side}_answered", answered, persistent=False)
 
     def forward(self, features: FloatTensor, anchors: LongTensor, relations: LongTensor, side: VoteSide) -> FloatTensor:
         r"""Return the votes for every candidate.
@@ -117,7 +202,10 @@ class NeighbourVote(nn.Module):
             # the product goes through a sparse CSR tensor, which torch calls a beta feature once per process
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
             votes = torch.sparse.mm(selection, adjacency)
-        return votes.to_dense() + prior[relations]
+        votes = votes.to_dense() + prior[relations]
+        if self.mirror_gate:
+            votes = votes.masked_fill(getattr(self, f"{side}_answered")[relations, anchors].unsqueeze(1), 0.0)
+        return votes
 
 
 def standardised(scores: FloatTensor) -> FloatTensor:

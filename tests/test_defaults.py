@@ -44,6 +44,8 @@ def test_dataset_presets_have_the_documented_values():
         16,
     )
     assert WN9_PRESET.term_weights == "mm=0.03,sm=0.03,ms=0.03,all=0.03"
+    assert (WN9_PRESET.neighbour_weight, WN9_PRESET.neighbour_mirror_gate) == (0.5, True)
+    assert (FB15K237_PRESET.neighbour_weight, FB15K237_PRESET.neighbour_mirror_gate) == (0.05, False)
     assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (1, "mm=0.03,sm=0.03,ms=0.03,all=0.03")
     assert (FB15K237_PRESET.normalize_relations, FB15K237_PRESET.relation_initializer) == (True, "xavier_uniform_norm")
     assert (FB15K237_PRESET.loss, FB15K237_PRESET.margin, FB15K237_PRESET.num_negatives) == ("nssa", 9.0, 64)
@@ -62,6 +64,7 @@ def test_model_loss_and_sampler_defaults_are_the_best_preset(tiny_factory, tiny_
         "relation_initializer",
         "neighbour_weight",
         "num_neighbours",
+        "neighbour_mirror_gate",
     }
     for name, value in BEST.model_kwargs().items():
         # the settings that differ between presets default to None: the dataset's preset, else BEST
@@ -192,12 +195,24 @@ def test_train_command_passes_the_preset(monkeypatch, preset, expected):
     calls.clear()
     CliRunner().invoke(
         main,
-        ["train", "--margin", "3", "--scoring-fct-norm", "1", "--term-weights", "mm=0.5", "--neighbour-weight", "0.2"],
+        [
+            "train",
+            "--margin",
+            "3",
+            "--scoring-fct-norm",
+            "1",
+            "--term-weights",
+            "mm=0.5",
+            "--neighbour-weight",
+            "0.2",
+            "--neighbour-mirror-gate",
+        ],
     )
     assert calls[0]["loss_kwargs"] == dict(margin=3.0)
     assert calls[0]["model_kwargs"]["scoring_fct_norm"] == 1
     assert calls[0]["model_kwargs"]["term_weights"] == "mm=0.5"
     assert calls[0]["model_kwargs"]["neighbour_weight"] == 0.2
+    assert calls[0]["model_kwargs"]["neighbour_mirror_gate"] is True
 
 
 def test_lightning_command_passes_the_best_preset(monkeypatch):

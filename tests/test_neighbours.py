@@ -9,8 +9,8 @@ from pykeen.pipeline import pipeline
 from pykeen.triples import TriplesFactory
 
 from pykeen_vbkgc import VBKGC
-from pykeen_vbkgc.defaults import FB15K237_PRESET, PRESET_METADATA_KEY
-from pykeen_vbkgc.neighbours import NeighbourVote, standardised
+from pykeen_vbkgc.defaults import FB15K237_PRESET, PRESET_METADATA_KEY, WN9_PRESET
+from pykeen_vbkgc.neighbours import NeighbourVote, mirror_answered, mirror_relations, standardised
 
 #: e0..e3 get ids 0..3, r0 and r1 ids 0 and 1 (labels are sorted)
 TRIPLES = [("e1", "r0", "e2"), ("e3", "r0", "e0"), ("e3", "r0", "e1"), ("e1", "r1", "e3")]
@@ -57,6 +57,95 @@ def test_vote_by_hand(factory, features):
         # e1's nearest: e0 (30 degrees; no r0 tail), e2 (70 degrees; none), e3 (180 degrees: weight 0)
         torch.tensor([0.001, 0.001, 0.001, 0.0]),
     )
+
+
+#: entities a..e get ids 0..4, relations down, same, up, x ids 0..3. up's triples appear reversed under down 2 of 3
+#: times, down's under up always, same's under same 2 of 3 times (and under x once), x's under same 1 of 2 times
+MIRRORED = [
+    ("a", "up", "b"),
+    ("a", "up", "c"),
+    ("d", "up", "b"),
+    ("b", "down", "a"),
+    ("c", "down", "a"),
+    ("a", "same", "e"),
+    ("e", "same", "a"),
+    ("c", "same", "d"),
+    ("e", "x", "c"),
+    ("d", "x", "c"),
+]
+
+
+@pytest.fixture
+def mirrored() -> TriplesFactory:
+    return TriplesFactory.from_labeled_triples(np.asarray(MIRRORED, dtype=str))
+
+
+def test_mirror_relations_by_hand(mirrored):
+    # down -> up, same -> itself, up -> down; x has no mirror: half of its triples is not more than half
+    assert mirror_relations(mirrored.mapped_triples, 5, 4).tolist() == [2, 1, 0, -1]
+    # no triples, no mirrors
+    assert mirror_relations(torch.empty(0, 3, dtype=torch.long), 5, 4).tolist() == [-1, -1, -1, -1]
+
+
+def test_mirror_answered_by_hand(mirrored):
+    answered = mirror_answered(mirrored.mapped_triples, num_entities=5, num_relations=4)
+    # (d, up, b) answers (b, down, ?) with d and (?, down, d) with b; (c, same, d) answers (d, same, ?) with c and
+    # (?, same, c) with d. Every other mirrored triple is a training triple already, e.g. (b, down, a) for (a, up, b)
+    expected_tail = torch.zeros(4, 5, dtype=torch.bool)
+    expected_tail[0, 1] = expected_tail[1, 3] = True
+    expected_head = torch.zeros(4, 5, dtype=torch.bool)
+    expected_head[0, 3] = expected_head[1, 2] = True
+    assert torch.equal(answered["tail"], expected_tail)
+    assert torch.equal(answered["head"], expected_head)
+
+
+def test_mirror_gate_leaves_out_the_vote_of_answered_queries(mirrored):
+    features = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    plain = NeighbourVote(mirrored.mapped_triples, num_entities=5, num_relations=4, num_neighbours=2)
+    gated = NeighbourVote(mirrored.mapped_triples, num_entities=5, num_relations=4, num_neighbours=2, mirror_gate=True)
+    # tail queries (b, down, ?), answered, and (a, down, ?), (b, up, ?), not
+    anchors, relations = torch.tensor([1, 0, 1]), torch.tensor([0, 0, 2])
+    expected = plain(features, anchors, relations, side="tail")
+    expected[0] = 0.0
+    assert expected[1:].abs().sum() > 0
+    torch.testing.assert_close(gated(features, anchors, relations, side="tail"), expected)
+    # head queries (?, same, c), answered, and (?, same, d), not
+    anchors, relations = torch.tensor([2, 3]), torch.tensor([1, 1])
+    expected = plain(features, anchors, relations, side="head")
+    expected[0] = 0.0
+    torch.testing.assert_close(gated(features, anchors, relations, side="head"), expected)
+
+
+def test_model_ranks_answered_queries_by_the_learned_scores_alone(mirrored):
+    features = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    model = VBKGC(
+        triples_factory=mirrored,
+        features=features,
+        embedding_dim=4,
+        neighbour_weight=0.5,
+        num_neighbours=2,
+        neighbour_mirror_gate=True,
+        random_seed=0,
+    )
+    assert model.neighbour_vote.mirror_gate
+    model.eval()
+    # (b, down, ?) is answered by (d, up, b): z(s) + 0.5 z(0) = z(s); (a, down, ?) is not
+    hr = torch.tensor([[1, 0], [0, 0]])
+    combined = model.score_t(hr)
+    model.neighbour_weight = 0.0
+    learned = model.score_t(hr)
+    torch.testing.assert_close(combined[0], standardised(learned)[0])
+    assert not torch.allclose(combined[1], standardised(learned)[1])
+
+
+@pytest.mark.parametrize("gate", ["yes", 1, None])
+def test_model_refuses_a_mirror_gate_that_is_not_a_bool(factory, features, gate):
+    if gate is None:
+        # None is "the preset's"
+        assert not VBKGC(triples_factory=factory, features=features, neighbour_mirror_gate=None).neighbour_vote
+        return
+    with pytest.raises(ValueError, match=rf"^neighbour_mirror_gate must be True or False, got {gate!r}\.$"):
+        VBKGC(triples_factory=factory, features=features, neighbour_mirror_gate=gate)
 
 
 def test_vote_refuses_bad_arguments(factory, features):
@@ -143,8 +232,12 @@ def test_neighbour_settings(factory, features):
     assert (model.neighbour_weight, model.neighbour_vote.num_neighbours) == (0.05, 3)
     assert (FB15K237_PRESET.neighbour_weight, FB15K237_PRESET.num_neighbours) == (0.05, 50)
     assert VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0).neighbour_vote is None
+    assert not model.neighbour_vote.mirror_gate
+    # WN9's votes only for the queries that no mirrored training triple answers
     factory.metadata[PRESET_METADATA_KEY] = "wn9"
-    assert VBKGC(triples_factory=factory, features=features, embedding_dim=4).neighbour_weight == 0.0
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4)
+    assert (model.neighbour_weight, model.neighbour_vote.mirror_gate) == (WN9_PRESET.neighbour_weight, True)
+    assert WN9_PRESET.neighbour_mirror_gate and WN9_PRESET.neighbour_weight > 0
 
 
 @pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf"), "0.1", True])

@@ -23,6 +23,7 @@ MODEL_KWARGS = dict(
     scoring_fct_norm=1,
     neighbour_weight=0.1,
     num_neighbours=3,
+    neighbour_mirror_gate=True,
     loss="meanmarginranking",
     loss_kwargs=dict(margin=4.0),
 )
@@ -71,6 +72,7 @@ def test_load_run_rebuilds_the_model_without_pickle(run, demo_model):
     assert torch.equal(loaded.score_hrt(batch), model.score_hrt(batch))
     # the neighbours' vote is rebuilt from the training triples and uses the loaded features, not the placeholder
     assert loaded.neighbour_weight == 0.1 and loaded.neighbour_vote.num_neighbours == 3
+    assert loaded.neighbour_vote.mirror_gate
     torch.testing.assert_close(loaded.predict_t(batch[:, :2]), model.predict_t(batch[:, :2]))
     assert sorted(path.name for path in run.iterdir()) == [
         "entity_to_id.json",
