@@ -61,9 +61,10 @@ def combine(name: str, scores: FloatTensor, votes: FloatTensor, gated: FloatTens
 
     :param gated: the votes with the mirror gate (all zero for the queries that a mirrored training triple answers)
     """
-    scores, votes = scores.double(), votes.double()
     if name == "mirror":
-        return standardised(scores) + parameters["weight"] * standardised(gated.double())
+        # VBKGC's sum, with the gated votes
+        name, votes = "sum", gated
+    scores, votes = scores.double(), votes.double()
     if name == "sum":
         return standardised(scores) + parameters["weight"] * standardised(votes)
     if name == "mixture":
