@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ __all__ = [
 INCOMPLETE_SUFFIX = ".incomplete"
 #: the process id of the train run that holds the directory (for messages only; the lock decides)
 PID_FILE = "train.pid"
+#: how long a refused run waits for the holder, which has just taken the lock, to write its process id
+PID_WAIT_SECONDS = 2.0
 
 
 class OutputError(ValueError):
@@ -103,7 +106,7 @@ class RunStaging:
             raise self._in_use()
         try:
             self.check_output()  # a run into the same output may have finished since the first check
-            (self.path / PID_FILE).write_text(f"{os.getpid()}\n")
+            self._write_pid()
             epoch = self._resumable(record)
             (self.path / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         except OSError as error:
@@ -119,7 +122,7 @@ class RunStaging:
 
         :raises OutputError: if the output cannot be replaced (the finished run then stays where it is)
         """
-        for name in (CHECKPOINT_NAME, f".{CHECKPOINT_NAME}.tmp", PID_FILE):
+        for name in (CHECKPOINT_NAME, f".{CHECKPOINT_NAME}.tmp", PID_FILE, f".{PID_FILE}.tmp"):
             (self.path / name).unlink(missing_ok=True)
         try:
             # replaces an empty directory, fails for a non-empty one
@@ -145,7 +148,8 @@ class RunStaging:
             except CheckpointError:
                 epoch = None
         if self.checkpoint.is_file() or is_finished_run(self.path):
-            (self.path / PID_FILE).unlink(missing_ok=True)
+            for name in (PID_FILE, f".{PID_FILE}.tmp"):
+                (self.path / name).unlink(missing_ok=True)
         else:
             shutil.rmtree(self.path, ignore_errors=True)
             for directory in self._created:
@@ -227,13 +231,29 @@ class RunStaging:
         self._fd = fd
         return True
 
+    def _write_pid(self) -> None:
+        """Write this process's id; renamed into place, so that a refused run never reads half of it."""
+        partial = self.path / f".{PID_FILE}.tmp"
+        partial.write_text(f"{os.getpid()}\n")
+        os.replace(partial, self.path / PID_FILE)
+
+    def _holder_pid(self) -> int | None:
+        """Return the process id of the lock's holder, or None if it does not write one in time.
+
+        The holder writes it just after taking the lock, so a run refused in between waits a moment for it.
+        """
+        deadline = time.monotonic() + PID_WAIT_SECONDS
+        while True:
+            try:
+                return int((self.path / PID_FILE).read_text().strip())
+            except (OSError, ValueError):
+                if time.monotonic() >= deadline:
+                    return None
+            time.sleep(0.01)
+
     def _in_use(self) -> OutputInUseError:
-        try:
-            pid = int((self.path / PID_FILE).read_text().strip())
-        except (OSError, ValueError):
-            holder = "another train run"
-        else:
-            holder = f"another train run (process {pid})"
+        pid = self._holder_pid()
+        holder = "another train run" if pid is None else f"another train run (process {pid})"
         return OutputInUseError(f"{self.output} is in use: {holder} is writing it in {self.display}.")
 
     def _resumable(self, record: Mapping[str, Any]) -> int | None:

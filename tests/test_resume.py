@@ -286,3 +286,36 @@ def test_staging_refuses_a_second_holder_and_publishes_a_finished_run(tmp_path):
     assert [path.name for path in output.parent.iterdir()] == ["run"]
     with pytest.raises(OutputError, match="exists and is not empty"):
         RunStaging(output).acquire(record)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no advisory locks on Windows")
+def test_a_run_refused_just_after_the_holder_locked_waits_for_its_process_id(tmp_path, monkeypatch):
+    """The holder writes its process id just after taking the lock; a run refused in between names it all the same."""
+    import fcntl
+    import threading
+
+    from pykeen_vbkgc import staging
+
+    output = tmp_path / "run"
+    holder = RunStaging(output)
+    holder.path.mkdir()
+    fd = os.open(holder.path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, no process id yet
+    try:
+        writer = threading.Timer(0.3, lambda: (holder.path / staging.PID_FILE).write_text("4242\n"))
+        writer.start()
+        with pytest.raises(OutputInUseError) as refused:
+            RunStaging(output).acquire({})
+        writer.join()
+        assert str(refused.value) == (
+            f"{output} is in use: another train run (process 4242) is writing it in {output}.incomplete."
+        )
+        # a holder that never writes it (it is saving: the id is removed before the renaming) is not named
+        (holder.path / staging.PID_FILE).unlink()
+        monkeypatch.setattr(staging, "PID_WAIT_SECONDS", 0.05)
+        with pytest.raises(OutputInUseError) as refused:
+            RunStaging(output).acquire({})
+        assert str(refused.value) == f"{output} is in use: another train run is writing it in {output}.incomplete."
+    finally:
+        os.close(fd)
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["run.incomplete"]
