@@ -32,7 +32,7 @@ from pykeen.models import TransE
 import pykeen_vbkgc  # noqa: F401  (registers the components)
 from pykeen_vbkgc import VBKGC, NoSamplingLoss, NoSamplingTrainingLoop
 
-#: the best WN9 configuration of docs/results.md, without the norm
+#: the best WN9 configuration of 2026-12-04 (docs/results.md), without the norm
 WN9_VBKGC = dict(normalize_relations=True, projection_lr_scale=1e-3, term_weights="mm=0.03,sm=0.03,ms=0.03,all=0.03")
 
 

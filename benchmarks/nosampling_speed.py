@@ -21,8 +21,8 @@ Configurations (``--configs``, comma separated; all with Adam, embedding dimensi
 - ``transe-ns-l1``: PyKEEN's TransE (L1), ``training_loop="nosampling"`` (chunked exact form)
 - ``vbkgc-twins``: VBKGC with its defaults (L2, margin 10) and twins negative sampling (16 negatives)
 - ``vbkgc-ns``: VBKGC with its defaults, ``training_loop="nosampling"`` (chunked exact form, targets 0 / -9)
-- ``vbkgc-wn9-twins``: VBKGC with the best WN9 configuration of ``docs/results.md`` (L1, term weights 0.03, margin
-  24), twins negative sampling (16 negatives)
+- ``vbkgc-wn9-twins``: VBKGC with the best WN9 configuration of 2026-12-04 (``docs/results.md``; L1, term weights
+  0.03, margin 24), twins negative sampling (16 negatives)
 - ``vbkgc-wn9-ns``: the same model, ``training_loop="nosampling"`` (chunked exact form, targets 0 / -18)
 
 The VBKGC negative targets are about the mean score of a freshly initialised model over all entities on WN9.
@@ -77,7 +77,7 @@ def build(name: str, train, args) -> TrainingLoop:
         return NoSamplingTrainingLoop(model=model, triples_factory=train, chunk_size=args.chunk_size, **kwargs, **adam)
 
     squared = dict(scoring_fct_norm=2, power_norm=True)
-    # the best WN9 configuration of docs/results.md (benchmarks/wn9-nscaching-vbkgc.json without the sampler)
+    # the best WN9 configuration of 2026-12-04 (benchmarks/wn9-nscaching-vbkgc.json without the sampler)
     wn9 = dict(
         scoring_fct_norm=1,
         normalize_relations=True,

@@ -43,7 +43,7 @@ def test_dataset_presets_have_the_documented_values():
         1e-3,
         16,
     )
-    assert WN9_PRESET.term_weights == "mm=0.03,sm=0.03,ms=0.03,all=0.03"
+    assert WN9_PRESET.term_weights == "mm=0.05,sm=0.05,ms=0.05,all=0.05"
     assert (WN9_PRESET.neighbour_weight, WN9_PRESET.neighbour_mirror_gate) == (0.5, True)
     assert (FB15K237_PRESET.neighbour_weight, FB15K237_PRESET.neighbour_mirror_gate) == (0.05, False)
     assert (FB15K237_PRESET.scoring_fct_norm, FB15K237_PRESET.term_weights) == (1, "mm=0.03,sm=0.03,ms=0.03,all=0.03")
@@ -98,17 +98,16 @@ def _settings(model: VBKGC) -> tuple:
 
 def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory, tiny_features):
     tiny_factory.metadata[PRESET_METADATA_KEY] = "wn9"
-    weighted = (1.0, 0.03, 0.03, 0.03, 0.03)
     assert _settings(VBKGC(triples_factory=tiny_factory, features=tiny_features)) == (
         1,
-        weighted,
+        (1.0, 0.05, 0.05, 0.05, 0.05),
         1e-3,
         "NSSALoss",
         9.0,
     )
     # the preset's weights of the terms that are scored
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, score_terms="ss,sm")
-    assert model.interaction.term_weights == (1.0, 0.03)
+    assert model.interaction.term_weights == (1.0, 0.05)
     # explicit settings win; {} weighs every term 1
     model = VBKGC(
         triples_factory=tiny_factory,
@@ -129,7 +128,7 @@ def test_model_takes_the_dataset_preset_for_every_setting_left_out(tiny_factory,
     )
     tiny_factory.metadata[PRESET_METADATA_KEY] = "fb15k237"
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features)
-    assert _settings(model) == (1, weighted, 1e-3, "NSSALoss", 9.0)
+    assert _settings(model) == (1, (1.0, 0.03, 0.03, 0.03, 0.03), 1e-3, "NSSALoss", 9.0)
     # unit relations, starting at unit length as PyKEEN's TransE's do
     assert model.interaction.normalize_relations
     torch.testing.assert_close(model.relation_representations[0]().norm(dim=-1), torch.ones(tiny_factory.num_relations))
