@@ -40,7 +40,7 @@ from pykeen.pipeline import pipeline
 
 import pykeen_vbkgc  # noqa: F401  (registers the model, sampler, loss and datasets)
 from pykeen_vbkgc.cli import quiet_library_logs
-from pykeen_vbkgc.defaults import BEST
+from pykeen_vbkgc.defaults import BEST, preset_for
 
 __all__ = [
     "DATASETS",
@@ -277,8 +277,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
     parser.add_argument(
         "--cache",
         type=Path,
-        help="reuse rows of identical configurations (model, sampler, k, budget, dataset, features) across runs and "
-        "scripts from this folder, e.g. results/cache (default: off)",
+        help="reuse rows of identical configurations (model, sampler, k, budget, dataset, features; for VBKGC also "
+        "the dataset's preset) across runs and scripts from this folder, e.g. results/cache (default: off)",
     )
     parser.add_argument(
         "--quick",
@@ -403,6 +403,10 @@ def _cache_path(setting: Setting, experiment: Experiment) -> Path | None:
         dataset=experiment.dataset_name,
         features=str(experiment.features),
     )
+    if setting.model == "vbkgc" and experiment.dataset is not None:
+        # the dataset's preset fills in what the row leaves out (term weights, the vote, ...): a changed preset is
+        # another configuration, not a cached row
+        key["preset"] = dataclasses.asdict(preset_for(experiment.dataset.training))
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return experiment.cache / f"{experiment.dataset_name}-{digest}.json"
 

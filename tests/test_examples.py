@@ -96,3 +96,36 @@ def test_help(module, capsys):
         module.main(["--help"])
     assert error.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+def test_cached_vbkgc_rows_are_keyed_by_the_dataset_preset(tmp_path, monkeypatch):
+    """A row cached before the dataset's preset changed (e.g. its term weights) is not reused for VBKGC."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import common
+
+    from pykeen_vbkgc import defaults
+
+    def path(setting, preset_name):
+        dataset = SimpleNamespace(training=SimpleNamespace(metadata={defaults.PRESET_METADATA_KEY: preset_name}))
+        experiment = common.Experiment(
+            dataset_name="wn9",
+            dataset=dataset,
+            features=None,
+            budget=common.QUICK_BUDGET,
+            output=tmp_path,
+            quick=True,
+            cache=tmp_path,
+        )
+        return common._cache_path(setting, experiment)
+
+    vbkgc, transe = common.vbkgc("VBKGC+Twins"), common.transe()
+    before = path(vbkgc, "wn9"), path(transe, "wn9")
+    changed = dataclasses.replace(defaults.WN9_PRESET, term_weights="mm=0.5")
+    monkeypatch.setitem(defaults.PRESETS, "wn9", changed)
+    assert path(vbkgc, "wn9") != before[0]
+    assert path(transe, "wn9") == before[1]  # TransE takes nothing from the preset
+    monkeypatch.setitem(defaults.PRESETS, "wn9", defaults.WN9_PRESET)
+    assert path(vbkgc, "wn9") == before[0]
+    assert path(vbkgc, "fb15k237") != before[0]
