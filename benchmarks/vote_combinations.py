@@ -39,7 +39,7 @@ from pykeen.models import model_resolver
 from pykeen.typing import FloatTensor, LongTensor
 
 from pykeen_vbkgc import VBKGC
-from pykeen_vbkgc.neighbours import NeighbourVote, standardised
+from pykeen_vbkgc.neighbours import NeighbourVote, mirror_answered, standardised
 
 #: (name, parameters) of each combination tried; the parameters are those of the module's description
 COMBINATIONS: list[tuple[str, dict[str, float]]] = (
@@ -102,12 +102,9 @@ def main() -> None:
     model: VBKGC = model_resolver.make("vbkgc", triples_factory=training, **model_kwargs)
     model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     model.eval()
-    votes = {
-        gate: NeighbourVote(
-            training.mapped_triples, training.num_entities, training.num_relations, args.neighbours, mirror_gate=gate
-        )
-        for gate in (False, True)
-    }
+    vote = NeighbourVote(training.mapped_triples, training.num_entities, training.num_relations, args.neighbours)
+    # the mirror gate's queries, to zero their votes as NeighbourVote(mirror_gate=True) does, without voting twice
+    answered = mirror_answered(training.mapped_triples, training.num_entities, training.num_relations)
     known = torch.cat([training.mapped_triples, dataset.validation.mapped_triples, dataset.testing.mapped_triples])
     ranked = getattr(dataset, args.split).mapped_triples
     if args.num_triples is not None:
@@ -131,8 +128,8 @@ def main() -> None:
                 anchors, relations = batch.T
                 pairs = torch.stack([anchors, relations] if side == "tail" else [relations, anchors], dim=1)
                 scores.append((model.score_t if side == "tail" else model.score_h)(pairs))
-                plain.append(votes[False](features, anchors, relations, side=side))
-                gated.append(votes[True](features, anchors, relations, side=side))
+                plain.append(vote(features, anchors, relations, side=side))
+                gated.append(plain[-1].masked_fill(answered[side][relations, anchors].unsqueeze(1), 0.0))
             tables[side] = torch.cat(scores), torch.cat(plain), torch.cat(gated)
 
     def scorer(side: str, combined: FloatTensor) -> Callable[[LongTensor, LongTensor], FloatTensor]:

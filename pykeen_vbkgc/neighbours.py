@@ -56,7 +56,7 @@ VoteSide = Literal["head", "tail"]
 
 
 def _triple_codes(h: LongTensor, r: LongTensor, t: LongTensor, num_entities: int, num_relations: int) -> LongTensor:
-    """Return one integer per triple, ordered by head, relation and tail."""
+    """Return one integer per triple (the same for the same triple), to look triples up with :func:`torch.isin`."""
     return (h * num_relations + r) * num_entities + t
 
 
@@ -99,7 +99,7 @@ def mirror_answered(mapped_triples: MappedTriples, num_entities: int, num_relati
     """
     triples = mapped_triples.cpu()
     h, r, t = triples.T
-    known = _triple_codes(h, r, t, num_entities, num_relations).sort().values
+    known = _triple_codes(h, r, t, num_entities, num_relations)
     answered = {side: torch.zeros(num_relations, num_entities, dtype=torch.bool) for side in ("tail", "head")}
     for relation, mirror in enumerate(mirror_relations(triples, num_entities, num_relations).tolist()):
         if mirror < 0:
@@ -107,9 +107,7 @@ def mirror_answered(mapped_triples: MappedTriples, num_entities: int, num_relati
         # each (x, mirror, y) answers (y, relation, ?) with x and (?, relation, x) with y, unless (y, relation, x) is
         # a training triple already
         x, _, y = triples[r == mirror].T
-        codes = _triple_codes(y, torch.full_like(y, relation), x, num_entities, num_relations)
-        position = torch.searchsorted(known, codes).clamp_max(len(known) - 1)
-        new = known[position] != codes
+        new = ~torch.isin(_triple_codes(y, torch.full_like(y, relation), x, num_entities, num_relations), known)
         answered["tail"][relation, y[new]] = True
         answered["head"][relation, x[new]] = True
     return answered

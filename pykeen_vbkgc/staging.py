@@ -41,6 +41,8 @@ __all__ = [
 INCOMPLETE_SUFFIX = ".incomplete"
 #: the process id of the train run that holds the directory (for messages only; the lock decides)
 PID_FILE = "train.pid"
+#: where the process id is written before it is renamed to :data:`PID_FILE`
+PARTIAL_PID_FILE = f".{PID_FILE}.tmp"
 #: how long a refused run waits for the holder, which has just taken the lock, to write its process id
 PID_WAIT_SECONDS = 2.0
 
@@ -122,7 +124,7 @@ class RunStaging:
 
         :raises OutputError: if the output cannot be replaced (the finished run then stays where it is)
         """
-        for name in (CHECKPOINT_NAME, f".{CHECKPOINT_NAME}.tmp", PID_FILE, f".{PID_FILE}.tmp"):
+        for name in (CHECKPOINT_NAME, f".{CHECKPOINT_NAME}.tmp", PID_FILE, PARTIAL_PID_FILE):
             (self.path / name).unlink(missing_ok=True)
         try:
             # replaces an empty directory, fails for a non-empty one
@@ -148,7 +150,7 @@ class RunStaging:
             except CheckpointError:
                 epoch = None
         if self.checkpoint.is_file() or is_finished_run(self.path):
-            for name in (PID_FILE, f".{PID_FILE}.tmp"):
+            for name in (PID_FILE, PARTIAL_PID_FILE):
                 (self.path / name).unlink(missing_ok=True)
         else:
             shutil.rmtree(self.path, ignore_errors=True)
@@ -233,7 +235,7 @@ class RunStaging:
 
     def _write_pid(self) -> None:
         """Write this process's id; renamed into place, so that a refused run never reads half of it."""
-        partial = self.path / f".{PID_FILE}.tmp"
+        partial = self.path / PARTIAL_PID_FILE
         partial.write_text(f"{os.getpid()}\n")
         os.replace(partial, self.path / PID_FILE)
 
