@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from pykeen.typing import FloatTensor, LongTensor
@@ -64,6 +66,8 @@ _FUSED_SCATTER_MAX_DIM = 32
 _FUSED_SCATTER_MAX_THREADS = 1
 #: compiled kernels, by name; False once compilation failed or is disabled
 _compiled: dict[str, Callable | bool] = {}
+#: whether :func:`_probe_vector_instructions` ran in this process
+_vector_instructions_probed = False
 #: run the dense training kernels on the CPU, too (for tests: the accelerator path, checked without an accelerator)
 _DENSE_ON_CPU = False
 #: small constant tensors per device, made once: a tensor built from Python numbers is a host-to-device copy, which
@@ -116,14 +120,49 @@ def run_fused(name: str, function: Callable, large: bool, *args, fallback: Calla
     )
     if (large or reuse) and _compile_enabled(args[0].device):
         if kernel is None:
+            if args[0].device.type == "cpu":
+                _probe_vector_instructions()
             kernel = _compiled[name] = torch.compile(function, dynamic=True)
         if kernel is not False:
+            # settings such as p and the term weights are Python floats: traced symbolically, they would be
+            # specialised anyway, after a restart of the whole trace (set directly: config.patch costs 60 us a call)
+            specialize_float, torch._dynamo.config.specialize_float = torch._dynamo.config.specialize_float, True
             try:
                 return kernel(*args)
             except Exception as error:  # compilation fails for environmental reasons only, e.g., no C++ compiler
                 logger.warning(f"Using eager PyTorch; compiling {name} failed: {error}")
                 _compiled[name] = False
+            finally:
+                torch._dynamo.config.specialize_float = specialize_float
     return (fallback or function)(*args)
+
+
+def _probe_vector_instructions() -> None:
+    """Run Inductor's checks of the CPU's vector instruction sets at once, before its first C++ kernel.
+
+    With an empty Inductor cache, Inductor compiles and loads one test program per instruction set that the CPU
+    lists (AVX-512 VNNI, AVX-512, AVX2, ...), one after the other, 2-3 s each. The same checks run here in threads
+    (the compiler runs in subprocesses); Inductor then reads their results from its cache. Nothing is decided here:
+    where Inductor's internals differ from what this expects, its own sequential checks run as before.
+    """
+    global _vector_instructions_probed
+    if _vector_instructions_probed:
+        return
+    _vector_instructions_probed = True
+    try:
+        from torch._inductor import config, cpu_vec_isa
+
+        if config.cpp.vec_isa_ok is not None or platform.machine() not in ("x86_64", "AMD64"):
+            return  # Inductor checks nothing, or not this way
+        flags = cpu_vec_isa.x86_isa_checker()
+        candidates = [
+            isa for isa in cpu_vec_isa.supported_vec_isa_list if all(flag in flags for flag in str(isa).split())
+        ]
+        if len(candidates) > 1:
+            with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
+                list(pool.map(bool, candidates))
+    except Exception as error:  # an optimisation only: Inductor's own checks still run
+        logger.debug(f"Vector instruction checks not run in parallel: {error}")
 
 
 def _fused_l1(x: FloatTensor, y: FloatTensor) -> FloatTensor:

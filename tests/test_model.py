@@ -3,6 +3,7 @@
 import io
 import itertools
 import logging
+import threading
 
 import pytest
 import torch
@@ -481,6 +482,79 @@ def test_positives_and_negatives_share_the_compiled_kernels(tiny_factory, tiny_f
     # positives and negatives ran compiled graphs, and nothing was compiled again
     assert len(compiled_frames) == frames
     assert len(calls) >= 4
+
+
+def test_float_settings_compile_without_restarting_the_trace(tiny_factory, tiny_features, monkeypatch):
+    """Term weights and p are Python floats: each kernel compiles in one trace, not a symbolic one and a restart."""
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
+    torch._dynamo.reset()
+    torch._dynamo.utils.clear_compilation_metrics()
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        term_weights="mm=0.03,all=0.5",
+        random_seed=0,
+    )
+    model.score_hrt(_mixed_batch(model.num_entities)).sum().backward()
+    restarts = {m.co_name: m.restart_reasons for m in torch._dynamo.utils.get_compilation_metrics()}
+    assert set(restarts) == {"_piece_table", "_sum_rows", "_forward_norms_kernel", "_backward_chunk_kernel"}
+    assert not any(restarts.values())
+    # the setting is the kernels' own: Dynamo's default is back for every other compilation
+    assert torch._dynamo.config.specialize_float is False
+
+
+class _FakeInstructionSet:
+    """Stands in for one of Inductor's vector instruction sets: records in which thread it was checked."""
+
+    def __init__(self, name: str, barrier) -> None:
+        self.name, self.barrier, self.threads = name, barrier, []
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __bool__(self) -> bool:
+        self.threads.append(threading.get_ident())
+        if self.barrier is not None:
+            self.barrier.wait(timeout=10)  # every listed set is checked at the same time, or this times out
+        return True
+
+
+def test_vector_instruction_checks_run_in_parallel_once(monkeypatch):
+    """Inductor's checks of the instruction sets that the CPU lists run at once in threads, once per process."""
+    from torch._inductor import config, cpu_vec_isa
+
+    barrier = threading.Barrier(2)
+    listed = [_FakeInstructionSet("avx512", barrier), _FakeInstructionSet("avx2", barrier)]
+    unlisted = _FakeInstructionSet("amx_tile", None)
+    monkeypatch.setattr(cpu_vec_isa, "supported_vec_isa_list", [unlisted, *listed])
+    monkeypatch.setattr(cpu_vec_isa, "x86_isa_checker", lambda: ["avx2", "avx512"])
+    monkeypatch.setattr(kernels_module.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(config.cpp, "vec_isa_ok", None)
+    monkeypatch.setattr(kernels_module, "_vector_instructions_probed", False)
+    kernels_module._probe_vector_instructions()
+    kernels_module._probe_vector_instructions()
+    assert [len(isa.threads) for isa in listed] == [1, 1]
+    assert listed[0].threads != listed[1].threads
+    assert unlisted.threads == []
+
+
+@pytest.mark.parametrize("setting", ["vec_isa_ok", "machine", "error"])
+def test_vector_instruction_checks_are_left_to_inductor(monkeypatch, setting):
+    """Nothing is checked where Inductor checks nothing (vec_isa_ok set) or differently; errors are not raised."""
+    from torch._inductor import config, cpu_vec_isa
+
+    listed = [_FakeInstructionSet("avx512", None), _FakeInstructionSet("avx2", None)]
+    monkeypatch.setattr(cpu_vec_isa, "supported_vec_isa_list", listed)
+    monkeypatch.setattr(cpu_vec_isa, "x86_isa_checker", lambda: ["avx2", "avx512"])
+    monkeypatch.setattr(kernels_module.platform, "machine", lambda: "aarch64" if setting == "machine" else "x86_64")
+    monkeypatch.setattr(config.cpp, "vec_isa_ok", True if setting == "vec_isa_ok" else None)
+    if setting == "error":
+        monkeypatch.delattr(cpu_vec_isa, "x86_isa_checker")
+    monkeypatch.setattr(kernels_module, "_vector_instructions_probed", False)
+    kernels_module._probe_vector_instructions()
+    assert [isa.threads for isa in listed] == [[], []]
 
 
 def test_entity_tables_are_shared_within_a_step(tiny_factory, tiny_features):
