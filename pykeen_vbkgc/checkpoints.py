@@ -16,7 +16,6 @@ import contextlib
 import io
 import logging
 import os
-import pathlib
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,8 @@ from typing import Any
 import torch
 from pykeen.stoppers import NopStopper
 from pykeen.training import SLCWATrainingLoop
+
+from .replacing import replacing
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -104,14 +105,9 @@ class SafeCheckpointSLCWATrainingLoop(SLCWATrainingLoop):
         if not isinstance(path, str | os.PathLike):
             torch.save(state, path)
             return
-        path = pathlib.Path(path)
-        temporary = path.with_name(f".{path.name}.tmp")
-        with temporary.open("wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
         # the previous checkpoint stays whole until the new one is
-        os.replace(temporary, path)
+        with replacing(path, durable=True) as temporary, temporary.open("wb") as file:
+            torch.save(state, file)
 
     def _load_state(self, path, triples_factory=None):
         buffer = io.BytesIO()

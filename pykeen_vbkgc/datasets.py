@@ -46,6 +46,7 @@ from pystow.utils import download
 
 from .defaults import PRESET_METADATA_KEY
 from .features import FEATURES_METADATA_KEY, EntityFeatures, load_features
+from .replacing import replacing
 
 __all__ = [
     "FB15K237_DIRECTORY_ENV",
@@ -399,9 +400,8 @@ class MultimodalDataset(LazyDataset):
             path = directory / name
             if path.is_file() and not force:
                 continue
-            partial = directory / f".{name}.part"
             logger.info("downloading %s from %s", name, remote.url)
-            try:
+            with replacing(path, suffix=".part") as partial:
                 download(remote.url, partial, backend="urllib", force=True)
                 actual = sha256sum(partial)
                 if actual != remote.sha256:
@@ -410,9 +410,6 @@ class MultimodalDataset(LazyDataset):
                         f"got {actual}. The source may have changed; download the files yourself and pass "
                         f"directory= (see docs/datasets.md)."
                     )
-                os.replace(partial, path)
-            finally:
-                partial.unlink(missing_ok=True)
         # the cache directory then passes the same check as a user's directory
         if self.remote_files:
             (directory / CHECKSUMS_FILE).write_text(

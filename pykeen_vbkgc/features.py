@@ -13,12 +13,13 @@ import datetime
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from .replacing import replacing
 
 __all__ = [
     "FEATURES_METADATA_KEY",
@@ -222,16 +223,9 @@ def save_features(
     tensors = {"features": features.vectors.detach().to(device="cpu", dtype=torch.float32).contiguous()}
     if features.num_images is not None:
         tensors["num_images"] = features.num_images.detach().to(device="cpu", dtype=torch.int32).contiguous()
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp_name, metadata=header)
-        # mkstemp creates the file private (0600); give it the mode of any new file, as the umask allows
-        os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # a unique temporary name: two processes may encode into the same file at once
+    with replacing(path, unique=True) as temporary:
+        save_file(tensors, temporary, metadata=header)
     return path
 
 
@@ -275,13 +269,6 @@ def load_features(path: str | os.PathLike) -> EntityFeatures:
     except FeaturesFileError as error:
         # the checks of EntityFeatures do not know the file; name it
         raise FeaturesFileError(f"Features file {path}: {error}") from error
-
-
-def _umask() -> int:
-    """Return the process's umask (reading it means setting it: set it back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _package_version() -> str:

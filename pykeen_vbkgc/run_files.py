@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .replacing import replacing
+
 if TYPE_CHECKING:
     import torch
     from pykeen.models import Model
@@ -393,9 +395,8 @@ def _write_json(path: Path, value: Any, atomic: bool = False) -> None:
     if not atomic:
         path.write_text(text, encoding="utf-8")
         return
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def _sha256(path: Path) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoint
+from .replacing import replacing, temporary_name
 from .run_files import RUN_RECORD, is_finished_run
 
 try:
@@ -42,7 +43,7 @@ INCOMPLETE_SUFFIX = ".incomplete"
 #: the process id of the train run that holds the directory (for messages only; the lock decides)
 PID_FILE = "train.pid"
 #: where the process id is written before it is renamed to :data:`PID_FILE`
-PARTIAL_PID_FILE = f".{PID_FILE}.tmp"
+PARTIAL_PID_FILE = temporary_name(PID_FILE).name
 #: how long a refused run waits for the holder, which has just taken the lock, to write its process id
 PID_WAIT_SECONDS = 2.0
 
@@ -124,7 +125,7 @@ class RunStaging:
 
         :raises OutputError: if the output cannot be replaced (the finished run then stays where it is)
         """
-        for name in (CHECKPOINT_NAME, f".{CHECKPOINT_NAME}.tmp", PID_FILE, PARTIAL_PID_FILE):
+        for name in (CHECKPOINT_NAME, temporary_name(CHECKPOINT_NAME).name, PID_FILE, PARTIAL_PID_FILE):
             (self.path / name).unlink(missing_ok=True)
         try:
             # replaces an empty directory, fails for a non-empty one
@@ -235,9 +236,8 @@ class RunStaging:
 
     def _write_pid(self) -> None:
         """Write this process's id; renamed into place, so that a refused run never reads half of it."""
-        partial = self.path / PARTIAL_PID_FILE
-        partial.write_text(f"{os.getpid()}\n")
-        os.replace(partial, self.path / PID_FILE)
+        with replacing(self.path / PID_FILE) as partial:
+            partial.write_text(f"{os.getpid()}\n")
 
     def _holder_pid(self) -> int | None:
         """Return the process id of the lock's holder, or None if it does not write one in time.
