@@ -8,8 +8,8 @@ Two shapes of work dominate VBKGC on a CPU:
 - **Training** scores rows $(h, r, t)$ whose entity arguments are rows of one small *piece table*.
   :func:`term_distances` sums the TransE terms of each row with a hand-written backward: the gradient of each row
   is computed densely (no scattered atomic additions), then added into the table with one
-  :meth:`~torch.Tensor.index_add_` per side and chunk of rows; for small $d$ (at most 32) and one thread, the
-  additions run inside the compiled kernel, all rows at once.
+  :meth:`~torch.Tensor.index_add_` per side and chunk of rows; for small $d$ (at most 32) and at most two torch
+  threads, the additions run inside a compiled single-threaded kernel, all rows at once.
 
 On accelerators (CUDA), the cost of a training batch is the host's: launching kernels and waiting for the device.
 There, :func:`term_distances` runs a *dense* variant instead: all terms of all rows in a few batched kernels, no
@@ -56,14 +56,16 @@ _COMPILE_MIN_WORK = 10_000_000
 #: elements (rows times d) per chunk of the training backward: its dense (rows, 4, d) gradients stay below glibc's
 #: mmap threshold; 4,096 rows at d = 128, more for narrower embeddings (fewer chunks, fewer calls)
 _BACKWARD_CHUNK_ELEMENTS = 4096 * 128
-#: up to this embedding dimension, and with one torch thread, the training backward adds the gradients into the table
-#: inside the compiled kernel, all rows at once: ATen's index_add_ (a sort of the indices, then the additions) costs
-#: more than the kernel itself. 32,768 twins rows, one thread, median ms of fused against chunks: d = 8: 7 / 12,
-#: d = 16: 16 / 26, d = 32: 18 / 29, d = 64: 84 / 46, d = 128: 171 / 103 (there, the chunks' buffers stay in the
-#: cache). With two threads Inductor's scattered additions are slower (d = 8: VBKGC 25 against 18 ms per batch)
+#: up to this embedding dimension, and with at most two torch threads, the training backward adds the gradients into
+#: the table inside a compiled kernel, all rows at once, in one thread (no atomic additions): ATen's index_add_ (a sort
+#: of the indices, then the additions) costs more than the kernel itself. 32,768 twins rows, one thread, median ms of
+#: fused against chunks: d = 8: 7 / 12, d = 16: 16 / 26, d = 32: 18 / 29, d = 64: 84 / 46, d = 128: 171 / 103 (there,
+#: the chunks' buffers stay in the cache). Two threads, VBKGC's step against TransE's (batch_ratio.py, docs/speed.md):
+#: d = 8: 1.24-1.27x against 1.58x with chunks; d = 16: 1.35x against 2.20x; d = 32: 1.95-2.75x against 2.43-2.92x;
+#: d = 64: worse. The same kernel with Inductor's parallel (atomic) additions was slower than the chunks
 _FUSED_SCATTER_MAX_DIM = 32
-#: ... and up to this many torch threads
-_FUSED_SCATTER_MAX_THREADS = 1
+#: ... and up to this many torch threads (more threads speed the chunks' dense part and index_add_ up, not this)
+_FUSED_SCATTER_MAX_THREADS = 2
 #: compiled kernels, by name; False once compilation failed or is disabled
 _compiled: dict[str, Callable | bool] = {}
 #: whether :func:`_probe_vector_instructions` ran in this process
@@ -106,11 +108,15 @@ def _constant(values: Sequence[float], device: torch.device) -> FloatTensor:
     return _constants[key]
 
 
-def run_fused(name: str, function: Callable, large: bool, *args, fallback: Callable | None = None):
+def run_fused(
+    name: str, function: Callable, large: bool, *args, fallback: Callable | None = None, serial: bool = False
+):
     """Run ``function``, compiled with :func:`torch.compile` if the work is ``large`` and compilation works.
 
     Otherwise run ``fallback`` (default: ``function`` itself) eagerly. Whether compilation is enabled depends on the
     device of the first argument, see the module's description. Once compiled, the kernel also runs small inputs.
+    ``serial`` compiles C++ code for one thread (Inductor's ``cpp.threads``): scattered additions then need no atomic
+    operations.
     """
     kernel = _compiled.get(name)
     # a kernel compiled for large inputs also serves smaller ones (e.g., the positives of a batch) at no compile
@@ -122,7 +128,8 @@ def run_fused(name: str, function: Callable, large: bool, *args, fallback: Calla
         if kernel is None:
             if args[0].device.type == "cpu":
                 _probe_vector_instructions()
-            kernel = _compiled[name] = torch.compile(function, dynamic=True)
+            options = dict(options={"cpp.threads": 1}) if serial else {}
+            kernel = _compiled[name] = torch.compile(function, dynamic=True, **options)
         if kernel is not False:
             # settings such as p and the term weights are Python floats: traced symbolically, they would be
             # specialised anyway, after a restart of the whole trace (set directly: config.patch costs 60 us a call)
@@ -378,7 +385,12 @@ class _TermDistances(torch.autograd.Function):
         inputs = (table, extra, r, h_index, t_index, grad, norms)
         if needs_rows and dim <= _FUSED_SCATTER_MAX_DIM and torch.get_num_threads() <= _FUSED_SCATTER_MAX_THREADS:
             grad_rows, grad_r = run_fused(
-                f"term_distances_backward_scatter_p{p}", _backward_scatter_kernel, ctx.large, *inputs, *ctx.settings
+                f"term_distances_backward_scatter_p{p}",
+                _backward_scatter_kernel,
+                ctx.large,
+                *inputs,
+                *ctx.settings,
+                serial=True,
             )
             return _TermDistances._gradients(ctx, table, grad_rows, grad_r)
         grad_rows = table.new_zeros(num_rows, dim) if needs_rows else None
@@ -498,9 +510,9 @@ def term_distances(
     Rows of one piece may instead come from a second table ``extra``: an index $m + j$ past the end of the table
     (of $m$ rows) means row $j$ of ``extra``, which spares concatenating the two.
 
-    On the CPU, large inputs run a fused (compiled) forward and a backward in chunks of rows (for $d \le 32$ and one
-    thread: all rows at once, the additions into the table inside the compiled kernel). Rows without extra rows run
-    the same compiled kernels as rows with them (two zero rows stand in for ``extra``). Where
+    On the CPU, large inputs run a fused (compiled) forward and a backward in chunks of rows (for $d \le 32$ and at
+    most two threads: all rows at once, the additions into the table inside a single-threaded compiled kernel). Rows
+    without extra rows run the same compiled kernels as rows with them (two zero rows stand in for ``extra``). Where
     :func:`uses_dense_path` holds (accelerators), all rows and terms run in a few batched kernels instead, with one
     :meth:`~torch.Tensor.index_add_` per side in the backward and no host-device synchronisation.
 

@@ -462,8 +462,11 @@ def test_positives_and_negatives_share_the_compiled_kernels(tiny_factory, tiny_f
         return run
 
     real_compile = torch.compile
+    # Inductor's options (the single-threaded backward) mean nothing to the counting backend
     monkeypatch.setattr(
-        torch, "compile", lambda function, **kwargs: real_compile(function, backend=counting_backend, **kwargs)
+        torch,
+        "compile",
+        lambda function, options=None, **kwargs: real_compile(function, backend=counting_backend, **kwargs),
     )
     monkeypatch.setattr(kernels_module, "_compiled", {})
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
@@ -484,9 +487,12 @@ def test_positives_and_negatives_share_the_compiled_kernels(tiny_factory, tiny_f
     assert len(calls) >= 4
 
 
-def test_float_settings_compile_without_restarting_the_trace(tiny_factory, tiny_features, monkeypatch):
+@pytest.mark.parametrize("backward", ["_backward_chunk_kernel", "_backward_scatter_kernel"])
+def test_float_settings_compile_without_restarting_the_trace(tiny_factory, tiny_features, monkeypatch, backward):
     """Term weights and p are Python floats: each kernel compiles in one trace, not a symbolic one and a restart."""
     monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_DIM", 16 if "scatter" in backward else 0)
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_THREADS", 10**6)
     monkeypatch.setattr(kernels_module, "_compiled", {})
     torch._dynamo.reset()
     torch._dynamo.utils.clear_compilation_metrics()
@@ -499,10 +505,34 @@ def test_float_settings_compile_without_restarting_the_trace(tiny_factory, tiny_
     )
     model.score_hrt(_mixed_batch(model.num_entities)).sum().backward()
     restarts = {m.co_name: m.restart_reasons for m in torch._dynamo.utils.get_compilation_metrics()}
-    assert set(restarts) == {"_piece_table", "_sum_rows", "_forward_norms_kernel", "_backward_chunk_kernel"}
+    assert set(restarts) == {"_piece_table", "_sum_rows", "_forward_norms_kernel", backward}
     assert not any(restarts.values())
     # the setting is the kernels' own: Dynamo's default is back for every other compilation
     assert torch._dynamo.config.specialize_float is False
+
+
+def test_the_fused_scatter_backward_is_compiled_for_one_thread(tiny_factory, tiny_features, monkeypatch):
+    """Its scattered additions into the table need no atomic operations then; the other kernels use every thread."""
+    options = {}
+    real_compile = torch.compile
+
+    def recording_compile(function, **kwargs):
+        options[function.__name__] = kwargs.get("options")
+        return real_compile(function, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 0)
+    monkeypatch.setattr(kernels_module, "_compiled", {})
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_DIM", 16)
+    monkeypatch.setattr(kernels_module, "_FUSED_SCATTER_MAX_THREADS", 10**6)
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    model.score_hrt(_mixed_batch(model.num_entities)).sum().backward()
+    assert options == {
+        "_piece_table": None,
+        "_sum_rows": None,
+        "_forward_norms_kernel": None,
+        "_backward_scatter_kernel": {"cpp.threads": 1},
+    }
 
 
 class _FakeInstructionSet:
