@@ -61,8 +61,8 @@ _BACKWARD_CHUNK_ELEMENTS = 4096 * 128
 #: of the indices, then the additions) costs more than the kernel itself. 32,768 twins rows, one thread, median ms of
 #: fused against chunks: d = 8: 7 / 12, d = 16: 16 / 26, d = 32: 18 / 29, d = 64: 84 / 46, d = 128: 171 / 103 (there,
 #: the chunks' buffers stay in the cache). Two threads, VBKGC's step against TransE's (batch_ratio.py, docs/speed.md):
-#: d = 8: 1.24-1.27x against 1.58x with chunks; d = 16: 1.35x against 2.20x; d = 32: 1.95-2.75x against 2.43-2.92x;
-#: d = 64: worse. The same kernel with Inductor's parallel (atomic) additions was slower than the chunks
+#: d = 8: 1.16-1.23x against 1.50-1.57x with chunks; d = 16: 1.51x against 1.70x; d = 32: 1.69x against 2.68x; d = 64:
+#: slower (93.5 against 66.8 ms per batch). The same kernel with Inductor's parallel (atomic) additions was slower
 _FUSED_SCATTER_MAX_DIM = 32
 #: ... and up to this many torch threads (more threads speed the chunks' dense part and index_add_ up, not this)
 _FUSED_SCATTER_MAX_THREADS = 2
