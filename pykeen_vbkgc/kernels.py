@@ -132,7 +132,7 @@ def run_fused(
             kernel = _compiled[name] = torch.compile(function, dynamic=True, **options)
         if kernel is not False:
             # settings such as p and the term weights are Python floats: traced symbolically, they would be
-            # specialised anyway, after a restart of the whole trace (set directly: config.patch costs 60 us a call)
+            # specialised anyway, after a restart of the whole trace (set directly: config.patch costs 66 us a call)
             specialize_float, torch._dynamo.config.specialize_float = torch._dynamo.config.specialize_float, True
             try:
                 return kernel(*args)
