@@ -4,7 +4,9 @@ Every file that another process may read while it is being written (a checkpoint
 of a run, a downloaded dataset file, a process id) is written beside its place under a hidden temporary name and
 then moved onto it with :func:`os.replace`, which is atomic on POSIX file systems. If the writing fails, or is
 interrupted by an exception such as :class:`KeyboardInterrupt`, the temporary file is removed and the old file, if
-any, stays as it was.
+any, stays as it was. The new file gets the mode of any new file, as the umask allows, whatever the writer did
+(:func:`tempfile.mkstemp` and safetensors' ``save_file`` make files private, 0600): a run or a features file that
+the user's umask lets others read can be read by them.
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ def replacing(
     :param path: the file to write
     :param suffix: the end of the temporary name, ``.{name}{suffix}`` (see :func:`temporary_name`)
     :param unique: use a new temporary name, ``.{name}.{random}{suffix}``, so that processes writing the same file
-        at the same time do not write into one temporary file (the last one to finish wins). The file is created
-        with the mode of any new file, as the umask allows (not :func:`tempfile.mkstemp`'s private 0600).
+        at the same time do not write into one temporary file (the last one to finish wins)
     :param durable: flush the temporary file to the disk before it replaces ``path``, so that a crash of the machine
         cannot leave an empty or partial file in its place
     :yields: the temporary path; the block writes it (and may raise to leave ``path`` unchanged)
@@ -51,9 +52,8 @@ def replacing(
         temporary = temporary_name(path, suffix=suffix)
     try:
         yield temporary
-        if unique:
-            # after the writing, which may create the file anew (safetensors' save_file makes it private again)
-            os.chmod(temporary, 0o666 & ~_umask())
+        # after the writing, which may create the file anew (safetensors' save_file makes it private)
+        os.chmod(temporary, 0o666 & ~_umask())
         if durable:
             with temporary.open("rb+") as file:
                 os.fsync(file.fileno())

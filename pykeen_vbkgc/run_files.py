@@ -111,10 +111,13 @@ def save_run_files(
         raise TypeError(f"the model's arguments must be plain JSON values: {error}") from None
     directory = Path(directory)
     # the structural embedding appears twice in the state dict (two views); save_model stores it once
-    save_model(model, str(directory / WEIGHTS))
+    # through replacing: safetensors makes its files private, the run's other files have the umask's mode
+    with replacing(directory / WEIGHTS) as temporary:
+        save_model(model, str(temporary))
     _write_json(directory / ENTITY_TO_ID, dict(training.entity_to_id))
     _write_json(directory / RELATION_TO_ID, dict(training.relation_to_id))
-    save_file({"mapped_triples": training.mapped_triples.detach().cpu().contiguous()}, directory / TRAINING_TRIPLES)
+    with replacing(directory / TRAINING_TRIPLES) as temporary:
+        save_file({"mapped_triples": training.mapped_triples.detach().cpu().contiguous()}, temporary)
     description = dict(
         format=FORMAT,
         version=FORMAT_VERSION,

@@ -3,6 +3,8 @@
 import os
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from pykeen_vbkgc import replacing as replacing_module
 from pykeen_vbkgc.replacing import replacing, temporary_name
@@ -53,14 +55,17 @@ def test_unique_temporary_names_let_two_writers_write_at_once(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.safetensors"]
 
 
-def test_unique_files_have_the_mode_that_the_umask_gives(tmp_path):
+@pytest.mark.parametrize("unique", [False, True])
+def test_new_files_have_the_mode_that_the_umask_gives(tmp_path, unique):
+    """Whatever the writer made of it: safetensors' save_file and mkstemp make files private (0600)."""
     old = os.umask(0o027)
     try:
-        with replacing(tmp_path / "a.bin", unique=True) as temporary:
-            temporary.write_bytes(b"1")
+        with replacing(tmp_path / "a.safetensors", unique=unique) as temporary:
+            save_file({"x": torch.zeros(2)}, temporary)
+            assert temporary.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
-    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o640
 
 
 def test_durable_files_reach_the_disk_before_they_replace_the_old_one(tmp_path, monkeypatch):

@@ -86,6 +86,24 @@ def test_load_run_rebuilds_the_model_without_pickle(run, demo_model):
     ]
 
 
+def test_the_run_files_have_the_mode_that_the_umask_gives(tmp_path, demo_model):
+    """Another user whom the umask lets read the run's JSON files can read its weights too (safetensors: 0600)."""
+    model, training = demo_model
+    previous = os.umask(0o022)
+    try:
+        save_run_files(tmp_path, model, training, model_kwargs=dict(MODEL_KWARGS, features="ignored.safetensors"))
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+    assert modes == {
+        "entity_to_id.json": 0o644,
+        "model.safetensors": 0o644,
+        "relation_to_id.json": 0o644,
+        "training_triples.safetensors": 0o644,
+        "vbkgc_model.json": 0o644,
+    }
+
+
 def _plant(path, marker):
     """Write a pickle that runs a shell command when it is loaded (it creates ``marker``), like a planted file."""
 
