@@ -1,0 +1,88 @@
+"""Where a cold start goes: Inductor's instruction-set checks and the compile phases of VBKGC's first epoch.
+
+Run (about a minute; an empty Inductor cache unless ``--warm-cache DIR`` names one)::
+
+    python benchmarks/compile_times.py --data ../shared/data/fb15k237
+
+Trains VBKGC+twins (d = 128, 768-d random features, 16 negatives, batch 2,048) for three epochs and prints the first
+and a steady epoch and the per-graph times of :func:`torch._dynamo.utils.compile_times` (a ``compile_attempt_1`` row
+means a restarted trace). With ``--checks-only``, it times Inductor's checks of the CPU's vector instruction sets
+instead: one after the other as Inductor runs them, or, with ``--parallel-checks``, as
+:func:`pykeen_vbkgc.kernels._probe_vector_instructions` runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+PHASES = (
+    "_compile.compile_inner",
+    "compile_attempt_0",
+    "compile_attempt_1",
+    "bytecode_tracing",
+    "compile_fx.<locals>.fw_compiler_base",
+    "compile_fx.<locals>.bw_compiler",
+    "async_compile.wait",
+    "compile_file",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/fb15k237")
+    parser.add_argument("--num-train", type=int, default=20480)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checks-only", action="store_true", help="time the instruction-set checks only")
+    parser.add_argument("--parallel-checks", action="store_true", help="run the checks as the kernels module does")
+    parser.add_argument("--warm-cache", type=Path, default=None, help="an Inductor cache directory to reuse")
+    args = parser.parse_args()
+    # before torch is imported: Inductor reads the variable when it first needs its cache
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(args.warm_cache or tempfile.mkdtemp(prefix="torchinductor_cold_"))
+
+    import torch
+    from torch._dynamo.utils import compile_times
+    from torch._inductor import cpu_vec_isa
+
+    from pykeen_vbkgc import kernels
+
+    torch.set_num_threads(args.threads)
+    if args.checks_only:
+        start = time.perf_counter()
+        if args.parallel_checks:
+            kernels._probe_vector_instructions()
+        checks = cpu_vec_isa.valid_vec_isa_list()
+        how = "in parallel" if args.parallel_checks else "one after the other"
+        print(f"instruction-set checks ({how}): {time.perf_counter() - start:.1f} s -> {[str(isa) for isa in checks]}")
+        return
+
+    from speed import load, make_loop, train_epoch
+
+    from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, TwinsNegativeSampler
+
+    train, _, _ = load(args.data)
+    train = train.clone_and_exchange_triples(train.mapped_triples[: args.num_train])
+    torch.manual_seed(0)
+    model = VBKGC(
+        triples_factory=train,
+        features=torch.randn(train.num_entities, 768),
+        embedding_dim=128,
+        scoring_fct_norm=1,
+        loss=MeanMarginRankingLoss(margin=6.0),
+        random_seed=0,
+    )
+    loop = make_loop(model, train, TwinsNegativeSampler)
+    seconds = [train_epoch(loop, train, epoch, 2048) for epoch in (1, 2, 3)]
+    steady = min(seconds[1:])
+    print(f"first epoch {seconds[0]:.1f} s, steady {steady:.2f} s, first minus steady {seconds[0] - steady:.1f} s")
+    table = compile_times(repr="str")
+    for line in table.splitlines():
+        if line.split("  ")[0].strip() in PHASES:
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
