@@ -19,6 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from profile_step import add_model_arguments, make_models
+from speed import load, train_epoch
+from torch._dynamo.utils import compile_times
+from torch._inductor import cpu_vec_isa
+
+from pykeen_vbkgc import kernels
+
 PHASES = (
     "_compile.compile_inner",
     "compile_attempt_0",
@@ -33,22 +41,16 @@ PHASES = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/fb15k237")
+    # the model and data of speed.py and profile_step.py
+    add_model_arguments(parser)
+    parser.set_defaults(threads=2)
     parser.add_argument("--num-train", type=int, default=20480)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checks-only", action="store_true", help="time the instruction-set checks only")
     parser.add_argument("--parallel-checks", action="store_true", help="run the checks as the kernels module does")
     parser.add_argument("--warm-cache", type=Path, default=None, help="an Inductor cache directory to reuse")
     args = parser.parse_args()
-    # before torch is imported: Inductor reads the variable when it first needs its cache
+    # Inductor reads the variable when it first needs its cache, i.e. at the first compilation
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(args.warm_cache or tempfile.mkdtemp(prefix="torchinductor_cold_"))
-
-    import torch
-    from torch._dynamo.utils import compile_times
-    from torch._inductor import cpu_vec_isa
-
-    from pykeen_vbkgc import kernels
-
     torch.set_num_threads(args.threads)
     if args.checks_only:
         start = time.perf_counter()
@@ -59,23 +61,10 @@ def main() -> None:
         print(f"instruction-set checks ({how}): {time.perf_counter() - start:.1f} s -> {[str(isa) for isa in checks]}")
         return
 
-    from speed import load, make_loop, train_epoch
-
-    from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, TwinsNegativeSampler
-
     train, _, _ = load(args.data)
     train = train.clone_and_exchange_triples(train.mapped_triples[: args.num_train])
-    torch.manual_seed(0)
-    model = VBKGC(
-        triples_factory=train,
-        features=torch.randn(train.num_entities, 768),
-        embedding_dim=128,
-        scoring_fct_norm=1,
-        loss=MeanMarginRankingLoss(margin=6.0),
-        random_seed=0,
-    )
-    loop = make_loop(model, train, TwinsNegativeSampler)
-    seconds = [train_epoch(loop, train, epoch, 2048) for epoch in (1, 2, 3)]
+    loop = make_models(train, args, torch.device(args.device))["vbkgc_twins"]
+    seconds = [train_epoch(loop, train, epoch, args.batch_size) for epoch in (1, 2, 3)]
     steady = min(seconds[1:])
     print(f"first epoch {seconds[0]:.1f} s, steady {steady:.2f} s, first minus steady {seconds[0] - steady:.1f} s")
     table = compile_times(repr="str")

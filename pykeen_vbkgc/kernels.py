@@ -128,8 +128,8 @@ def run_fused(
         if kernel is None:
             if args[0].device.type == "cpu":
                 _probe_vector_instructions()
-            options = dict(options={"cpp.threads": 1}) if serial else {}
-            kernel = _compiled[name] = torch.compile(function, dynamic=True, **options)
+            options = {"cpp.threads": 1} if serial else None
+            kernel = _compiled[name] = torch.compile(function, dynamic=True, options=options)
         if kernel is not False:
             # settings such as p and the term weights are Python floats: traced symbolically, they would be
             # specialised anyway, after a restart of the whole trace (set directly: config.patch costs 66 us a call)

@@ -110,8 +110,8 @@ def save_run_files(
     except (TypeError, ValueError) as error:
         raise TypeError(f"the model's arguments must be plain JSON values: {error}") from None
     directory = Path(directory)
-    # the structural embedding appears twice in the state dict (two views); save_model stores it once
-    # through replacing: safetensors makes its files private, the run's other files have the umask's mode
+    # every file through replacing, which gives it the umask's mode (safetensors makes its files private); save_model
+    # stores the structural embedding, which appears twice in the state dict (two views), once
     with replacing(directory / WEIGHTS) as temporary:
         save_model(model, str(temporary))
     _write_json(directory / ENTITY_TO_ID, dict(training.entity_to_id))
@@ -130,7 +130,7 @@ def save_run_files(
         files={name: _sha256(directory / name) for name in (WEIGHTS, ENTITY_TO_ID, RELATION_TO_ID, TRAINING_TRIPLES)},
     )
     # last, and whole or not at all: its presence marks a finished run
-    _write_json(directory / MODEL_DESCRIPTION, description, atomic=True)
+    _write_json(directory / MODEL_DESCRIPTION, description)
 
 
 def load_run(
@@ -393,11 +393,8 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-def _write_json(path: Path, value: Any, atomic: bool = False) -> None:
+def _write_json(path: Path, value: Any) -> None:
     text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    if not atomic:
-        path.write_text(text, encoding="utf-8")
-        return
     with replacing(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
 

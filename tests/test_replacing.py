@@ -86,7 +86,7 @@ def test_durable_files_reach_the_disk_before_they_replace_the_old_one(tmp_path, 
 def test_a_run_description_that_cannot_be_written_leaves_the_old_one(tmp_path, monkeypatch):
     """The description of a run is written last and atomically: a full disk leaves the old one and no .tmp file."""
     path = tmp_path / "vbkgc_model.json"
-    _write_json(path, {"a": 1}, atomic=True)
+    _write_json(path, {"a": 1})
 
     def full_disk(self, *args, **kwargs):
         self.open("w").write("{")  # a part is written, then the disk is full
@@ -94,7 +94,7 @@ def test_a_run_description_that_cannot_be_written_leaves_the_old_one(tmp_path, m
 
     monkeypatch.setattr(type(path), "write_text", full_disk)
     with pytest.raises(OSError, match="No space left on device"):
-        _write_json(path, {"a": 2}, atomic=True)
+        _write_json(path, {"a": 2})
     monkeypatch.undo()
     assert path.read_text() == '{\n  "a": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vbkgc_model.json"]
