@@ -3,6 +3,7 @@
 import io
 import itertools
 import logging
+import sys
 import threading
 
 import pytest
@@ -568,6 +569,35 @@ def test_vector_instruction_checks_run_in_parallel_once(monkeypatch):
     assert [len(isa.threads) for isa in listed] == [1, 1]
     assert listed[0].threads != listed[1].threads
     assert unlisted.threads == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Inductor checks x86 instruction sets this way on Linux")
+def test_vector_instruction_checks_are_the_ones_inductor_runs(monkeypatch):
+    """With this torch's own instruction sets, the probe checks exactly those that Inductor's own list checks.
+
+    The probe reads Inductor internals and silently does nothing if they change: this fails instead.
+    """
+    from torch._inductor import config, cpu_vec_isa
+
+    checked = []
+
+    def check(isa) -> bool:
+        checked.append(str(isa))
+        return True
+
+    for isa in cpu_vec_isa.supported_vec_isa_list:
+        monkeypatch.setattr(type(isa), "__bool__", check)
+    monkeypatch.setattr(cpu_vec_isa, "x86_isa_checker", lambda: ["avx2", "avx512", "avx512_vnni"])
+    monkeypatch.setattr(kernels_module.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(config.cpp, "vec_isa_ok", None)
+    monkeypatch.setattr(kernels_module, "_vector_instructions_probed", False)
+    kernels_module._probe_vector_instructions()
+    probed = sorted(checked)
+    checked.clear()
+    # Inductor's list, uncached
+    valid = cpu_vec_isa.valid_vec_isa_list.__wrapped__()
+    assert probed == sorted(checked) == ["avx2", "avx512", "avx512 avx512_vnni"]
+    assert [str(isa) for isa in valid] == ["avx512 avx512_vnni", "avx512", "avx2"]
 
 
 @pytest.mark.parametrize("setting", ["vec_isa_ok", "machine", "error"])
