@@ -61,7 +61,10 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        # a registration deferred while that module was half-imported (see pykeen_vbkgc.registration) happens now
+        register()
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

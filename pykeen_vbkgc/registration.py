@@ -11,6 +11,11 @@ is impossible, so :func:`register` defers to the first moment a user can reach a
 resolver from its module (``from pykeen.sampling import negative_sampler_resolver``, or PyKEEN's pipeline reading
 ``model_resolver``), and the end of the import of a resolver's module that was not imported yet (an import hook). It
 registers then and restores the modules. ``import pykeen_vbkgc`` on its own always registers at once.
+
+The first read of a resolver can also come from one of our own modules while it is being imported (``from
+pykeen_vbkgc import VBKGC`` after ``import pykeen.models``: the model module reads ``loss_resolver`` in its imports).
+Registering then would import that module again from within itself, so :func:`register` defers while any of our
+modules is half-imported, and the package registers after each lazy import of a public name.
 """
 
 from __future__ import annotations
@@ -41,20 +46,24 @@ _RESOLVER_MODULES = {
 
 #: the PyKEEN packages that must not be half-imported when registering: those of the resolvers
 _NEEDED = [name.split(".")[:2] for name in _RESOLVER_MODULES]
+#: the prefix of our own modules, which must not be half-imported when registering either (registering imports them)
+_OWN_MODULES = __name__.rpartition(".")[0] + "."
+#: whether :func:`register` has registered everything
+_registered = False
 
 
-def _pykeen_models_ready() -> bool:
-    """Return whether registering can import what it needs now: none of :data:`_NEEDED` is half-imported."""
+def _ready_to_register() -> bool:
+    """Return whether registering can import what it needs: no package of :data:`_NEEDED` or ours is half-imported."""
     module = sys.modules.get("pykeen.models")
     # not hasattr: reading the attribute of a deferred module would register
     if module is not None and "model_resolver" not in vars(module):
         return False
     # e.g. "import pykeen.nn" imports pykeen.datasets (and so this package) before pykeen.nn has its resolvers, which
-    # pykeen.models imports
+    # pykeen.models imports; or our model module reads a resolver in its imports
     return not any(
         getattr(getattr(module, "__spec__", None), "_initializing", False)
         for name, module in list(sys.modules.items())
-        if name.split(".")[:2] in _NEEDED
+        if name.split(".")[:2] in _NEEDED or name.startswith(_OWN_MODULES)
     )
 
 
@@ -135,7 +144,10 @@ def register() -> bool:
 
     :return: whether the registration took place now (False if it was deferred, see the module docstring)
     """
-    if not _pykeen_models_ready():
+    global _registered
+    if _registered:
+        return True
+    if not _ready_to_register():
         _defer()
         return False
     _stop_deferring()
@@ -165,6 +177,7 @@ def register() -> bool:
     _register_once(training_loop_resolver, DeviceSLCWATrainingLoop)
     _register_once(interaction_resolver, VBKGCInteraction)
     _extend_pykeen_cli()
+    _registered = True
     return True
 
 

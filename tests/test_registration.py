@@ -48,6 +48,37 @@ def test_components_resolve_in_a_fresh_interpreter(first_import):
     assert "could not load" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("first_import", "name"),
+    [
+        # the model module and the preset loss module read resolvers in their imports
+        ("from pykeen.models import TransE", "VBKGC"),
+        ("import pykeen.models", "PresetLoss"),
+        ("import pykeen.nn", "VBKGC"),
+    ],
+)
+def test_public_names_import_after_pykeen(first_import, name):
+    """Importing one of our names after PyKEEN imports it (no circular import) and registers everything at once."""
+    code = textwrap.dedent(
+        f"""
+        {first_import}
+        import sys
+        from pykeen_vbkgc import {name}
+        # read without going through the module's attribute access, which would register
+        print(vars(sys.modules["pykeen.models"])["model_resolver"].lookup("vbkgc").__name__)
+        """
+    )
+    result = run(code + LOOKUPS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["VBKGC", *EXPECTED]
+
+
+def test_our_module_imported_after_pykeen_registers_at_the_first_resolver_read():
+    result = run("import pykeen.models\nimport pykeen_vbkgc.model\n" + LOOKUPS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == EXPECTED
+
+
 @pytest.mark.parametrize("first_import", ["import pykeen.nn", "import pykeen.nn.init", "import pykeen.datasets"])
 def test_each_resolver_knows_our_components_before_pykeen_models_is_imported(first_import):
     """The registration deferred while pykeen.nn was half-imported happens at the first read of any resolver."""
