@@ -10,11 +10,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
-from class_resolver import Hint
+from class_resolver import Hint, HintOrType, OptionalKwargs
 from pykeen.losses import Loss, MarginRankingLoss, loss_resolver
 from pykeen.models.nbase import ERModel, iter_slices
 from pykeen.nn.init import PretrainedInitializer, xavier_uniform_
 from pykeen.nn.representation import Embedding, TransformedRepresentation
+from pykeen.regularizers import Regularizer
 from pykeen.triples import CoreTriplesFactory
 from pykeen.typing import FloatTensor, InductiveMode, Initializer, LongTensor
 from pykeen.utils import set_random_seed
@@ -119,6 +120,8 @@ class VBKGC(
         term_weights: Mapping[str, float] | str | None = None,
         entity_initializer: Hint[Initializer] = xavier_uniform_,
         relation_initializer: Hint[Initializer] = None,
+        regularizer: HintOrType[Regularizer] = None,
+        regularizer_kwargs: OptionalKwargs = None,
         projection_bias: bool = False,
         projection_lr_scale: float | None = None,
         neighbour_weight: float | None = None,
@@ -160,6 +163,11 @@ class VBKGC(
             Default: the preset's (its weights of terms that are not scored are dropped); ``{}`` weighs every term 1
         :param entity_initializer: initializer of the structural entity embeddings
         :param relation_initializer: initializer of the relation embeddings; default: the preset's
+        :param regularizer: a regularizer of the structural entity embeddings and the relation embeddings, or a hint
+            thereof, as for :class:`~pykeen.models.TransE` (e.g. ``"lp"``; :func:`pykeen.pipeline.pipeline`'s
+            ``regularizer``). A training step reads every row of both tables (the piece table holds all entities), so
+            the regularizer sees all rows, not only the batch's. Default: none
+        :param regularizer_kwargs: keyword arguments of the regularizer
         :param projection_bias: whether the projection $\mathbf{W}$ has a bias
         :param preset: the name of the preset for every setting left out (``"best"``, ``"paper"``, ``"wn9"``,
             ``"fb15k237"``); default: the dataset's (see above)
@@ -236,7 +244,13 @@ class VBKGC(
                 loss = PresetLoss(**(loss_kwargs or {}))
             loss, loss_kwargs = loss.resolve(settings), None
             logger.info(f"VBKGC uses the {settings.name!r} preset's loss: {loss}.")
-        structural = Embedding(max_id=triples_factory.num_entities, shape=embedding_dim, initializer=entity_initializer)
+        structural = Embedding(
+            max_id=triples_factory.num_entities,
+            shape=embedding_dim,
+            initializer=entity_initializer,
+            regularizer=regularizer,
+            regularizer_kwargs=regularizer_kwargs,
+        )
         multimodal = TransformedRepresentation(
             transformation=_ScaledLinear(
                 feature_tensor.shape[1], embedding_dim, bias=projection_bias, scale=projection_lr_scale
@@ -258,7 +272,12 @@ class VBKGC(
                 TwinsView(base=structural, side="original"),
                 TwinsView(base=multimodal, side="replacement"),
             ],
-            relation_representations_kwargs=dict(shape=embedding_dim, initializer=relation_initializer),
+            relation_representations_kwargs=dict(
+                shape=embedding_dim,
+                initializer=relation_initializer,
+                regularizer=regularizer,
+                regularizer_kwargs=regularizer_kwargs,
+            ),
             loss=loss,
             loss_kwargs=loss_kwargs,
             **kwargs,

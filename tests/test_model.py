@@ -9,6 +9,8 @@ import threading
 import pytest
 import torch
 from pykeen.models import ERModel
+from pykeen.pipeline import pipeline
+from pykeen.regularizers import Regularizer
 from torch.nn import functional
 
 from pykeen_vbkgc import VBKGC, EntityFeatures, save_features
@@ -383,6 +385,61 @@ def _mixed_batch(num_entities: int, num_rows: int = 60) -> torch.Tensor:
     hrt[::3, 2] = encode_twins(hrt[::3, 2], replacements[::3], num_entities)
     hrt[1::3, 0] = encode_twins(hrt[1::3, 0], replacements[1::3], num_entities)
     return hrt
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["cpu-path", "dense-path"])
+def test_regularizer_of_the_structural_and_relation_embeddings(tiny_factory, tiny_features, monkeypatch, dense):
+    """As TransE's: ``regularizer="lp"`` regularises the entity (structural) and relation embeddings it reads."""
+    monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", dense)
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        regularizer="lp",
+        regularizer_kwargs=dict(weight=0.5, p=2.0),
+        random_seed=0,
+    )
+    with torch.no_grad():  # reading the tables with gradients would add to the terms
+        structural = model.entity_representations[0].base(indices=None)
+        relations = model.relation_representations[0](indices=None)
+    # LpRegularizer: the weight times the mean L2 norm of the rows read; a step reads every row of both tables
+    entity_term = 0.5 * structural.norm(dim=1).mean()
+    relation_term = 0.5 * relations.norm(dim=1).mean()
+    hrt = _mixed_batch(model.num_entities)
+    model.train()
+    model.score_hrt(hrt[:30])
+    torch.testing.assert_close(model.collect_regularization_term().squeeze(), entity_term + relation_term)
+    # the negatives of the same step share the entity tables: only the relations are read again
+    model.score_hrt(hrt[30:])
+    torch.testing.assert_close(model.collect_regularization_term().squeeze(), relation_term)
+    # nothing in evaluation
+    model.eval()
+    with torch.no_grad():
+        model.score_t(hrt[:5, :2])
+    assert model.collect_regularization_term() == 0
+
+
+def test_pipeline_regularizer_adds_its_term_to_the_loss():
+    """``pipeline(regularizer=...)`` reaches VBKGC as it reaches TransE, and the training loss includes the term."""
+    kwargs = dict(
+        dataset="nations",
+        model="vbkgc",
+        negative_sampler="twins",
+        model_kwargs=dict(embedding_dim=8, feature_dim=8),
+        training_kwargs=dict(num_epochs=1, batch_size=512, use_tqdm=False),
+        evaluator_kwargs=dict(batch_size=256),
+        evaluation_kwargs=dict(use_tqdm=False),
+        random_seed=0,
+    )
+    plain = pipeline(**kwargs)
+    regularised = pipeline(regularizer="lp", regularizer_kwargs=dict(weight=10.0), **kwargs)
+    # the pipeline makes one regularizer, shared by both tables (as for TransE)
+    (regularizer,) = [module for module in regularised.model.modules() if isinstance(module, Regularizer)]
+    assert type(regularizer).__name__ == "LpRegularizer" and regularizer.weight == 10.0
+    assert regularised.model.entity_representations[0].base.regularizer is regularizer
+    assert regularised.model.relation_representations[0].regularizer is regularizer
+    # the first epoch's batches are the same; the term (about 10 x the mean norms of unit-scale rows) adds to them
+    assert regularised.losses[0] > plain.losses[0] + 5
 
 
 @pytest.mark.parametrize("path", ["eager", "compiled", "fused", "fused-compiled", "dense"])
