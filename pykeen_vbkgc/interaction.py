@@ -9,9 +9,8 @@ from typing import ClassVar
 import torch
 from pykeen.nn.modules import Interaction
 from pykeen.typing import FloatTensor, LongTensor
-from torch.nn import functional
 
-from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances, weighted_sum
+from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances, unit_rows, weighted_sum
 
 __all__ = [
     "MEAN_TERM_WEIGHTS",
@@ -108,7 +107,7 @@ def stack_pieces(entity: EntityRepresentation, normalize: bool) -> FloatTensor:
     """
     structural, structural_original, multimodal = entity
     pieces = torch.stack([structural, structural_original, multimodal, structural_original + multimodal], dim=-2)
-    return functional.normalize(pieces, p=2, dim=-1) if normalize else pieces
+    return unit_rows(pieces) if normalize else pieces
 
 
 def _term_sum(
@@ -216,7 +215,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         """
         h, t = stack_pieces(h, normalize=self.normalize), stack_pieces(t, normalize=self.normalize)
         if self.normalize_relations:
-            r = functional.normalize(r, p=2, dim=-1)
+            r = unit_rows(r)
         h_shape, r_shape, t_shape = h.shape[:-2], r.shape[:-1], t.shape[:-2]
         if len(h_shape) == len(r_shape) == len(t_shape) == 2:
             # 1-to-all scoring as in ERModel.score_t: h, r: (b, 1); t: (1, n)
@@ -277,7 +276,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         """
         if self.normalize_relations:
             # normalise the (small) relation table, not one row per triple
-            relations = functional.normalize(relations, p=2, dim=-1)
+            relations = unit_rows(relations)
         return term_distances(
             table,
             relations.index_select(0, r_index),

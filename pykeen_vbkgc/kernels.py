@@ -29,6 +29,7 @@ same machine start faster.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -45,6 +46,7 @@ __all__ = [
     "run_fused",
     "sum_rows",
     "term_distances",
+    "unit_rows",
     "uses_dense_path",
     "weighted_sum",
 ]
@@ -553,9 +555,48 @@ def term_distances(
     )
 
 
-def _piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: bool) -> FloatTensor:
+#: the smallest norm that :func:`unit_rows` divides by, as :func:`torch.nn.functional.normalize`'s
+_UNIT_ROWS_EPS = 1e-12
+
+
+class _UnitRows(torch.autograd.Function):
+    """Autograd function of :func:`unit_rows`."""
+
+    @staticmethod
+    def forward(ctx, x: FloatTensor) -> FloatTensor:
+        norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        clamped = norms.clamp_min(_UNIT_ROWS_EPS)
+        unit = x / clamped
+        ctx.save_for_backward(unit, norms, clamped)
+        return unit
+
+    @staticmethod
+    def backward(ctx, grad: FloatTensor) -> FloatTensor:
+        unit, norms, clamped = ctx.saved_tensors
+        # the part of grad along the row, removed where the norm is not clamped (clamp_min passes gradients at >=)
+        along = (grad * unit).sum(dim=-1, keepdim=True) * (norms >= _UNIT_ROWS_EPS)
+        return torch.addcmul(grad, unit, along, value=-1) / clamped
+
+
+def unit_rows(x: FloatTensor) -> FloatTensor:
+    r"""Divide each row by its L2 norm (at least $10^{-12}$): :func:`torch.nn.functional.normalize`, same values.
+
+    The gradient is $(\mathbf{g} - \mathbf{y} \langle \mathbf{g}, \mathbf{y} \rangle) / \|\mathbf{x}\|$ with
+    $\mathbf{y}$ the unit row, computed by six operators instead of the fourteen of autograd's way through the norm,
+    the clamp and the division: on accelerators every operator is a kernel launch, which costs more than its
+    arithmetic (docs/gpu.md, ``benchmarks/launch_counts.py``).
+
+    :param x: shape: ``(*, d)``
+    :return: shape: ``(*, d)``
+    """
+    return _UnitRows.apply(x)
+
+
+def _piece_table(
+    structural: FloatTensor, multimodal: FloatTensor, normalize: bool, unit: Callable = functional.normalize
+) -> FloatTensor:
     table = torch.cat([structural, multimodal, structural + multimodal], dim=0)
-    return functional.normalize(table, p=2, dim=-1) if normalize else table
+    return unit(table) if normalize else table
 
 
 def piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: bool) -> FloatTensor:
@@ -571,12 +612,19 @@ def piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: boo
     # about 24 element operations per entry, forward and backward, and a dozen eager kernels: compiled pays from
     # 100k entries (14.5k entities at d = 8: 1.0 against 2.9 ms per step)
     large = structural.numel() * 96 >= _COMPILE_MIN_WORK
-    return run_fused("piece_table", _piece_table, large, structural, multimodal, normalize)
+    # compiled, Inductor differentiates functional.normalize; eager (and on accelerators), unit_rows launches fewer
+    return run_fused("piece_table", _piece_table, large, structural, multimodal, normalize, fallback=_eager_piece_table)
 
 
-def _sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool) -> FloatTensor:
+_eager_piece_table = functools.partial(_piece_table, unit=unit_rows)
+
+
+def _sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool, unit: Callable = functional.normalize) -> FloatTensor:
     total = x + y
-    return functional.normalize(total, p=2, dim=-1) if normalize else total
+    return unit(total) if normalize else total
+
+
+_eager_sum_rows = functools.partial(_sum_rows, unit=unit_rows)
 
 
 def sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool) -> FloatTensor:
@@ -587,4 +635,5 @@ def sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool) -> FloatTensor:
     :param normalize: whether to L2-normalise each row
     :return: shape: (n, d)
     """
-    return run_fused("sum_rows", _sum_rows, x.numel() * 8 >= _COMPILE_MIN_WORK, x, y, normalize)
+    large = x.numel() * 8 >= _COMPILE_MIN_WORK
+    return run_fused("sum_rows", _sum_rows, large, x, y, normalize, fallback=_eager_sum_rows)

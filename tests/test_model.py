@@ -387,6 +387,32 @@ def _mixed_batch(num_entities: int, num_rows: int = 60) -> torch.Tensor:
     return hrt
 
 
+def test_unit_rows_are_normalize_with_a_shorter_backward():
+    """unit_rows: functional.normalize's values, autograd's gradients (zero and clamped rows too), six operators."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counting(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(7, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x[0, 0], x[1, 1] = 0.0, 1e-14  # a zero row, and one whose norm is clamped to 1e-12
+    grad = torch.randn_like(x)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    values = kernels_module.unit_rows(ours)
+    assert torch.equal(values, functional.normalize(theirs, p=2, dim=-1))
+    with Counting() as counting:
+        values.backward(grad)
+    functional.normalize(theirs, p=2, dim=-1).backward(grad)
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-12, atol=1e-12)
+    assert len([op for op in counting.ops if op != "aten.detach"]) == 6
+
+
 @pytest.mark.parametrize("dense", [False, True], ids=["cpu-path", "dense-path"])
 def test_regularizer_of_the_structural_and_relation_embeddings(tiny_factory, tiny_features, monkeypatch, dense):
     """As TransE's: ``regularizer="lp"`` regularises the entity (structural) and relation embeddings it reads."""
