@@ -119,6 +119,10 @@ step speed_device 100 python benchmarks/speed.py --data "$DATA" "${SPEED_ARGS[@]
     --output "$OUT/speed_deviceslcwa.json"
 step speed_slcwa 100 python benchmarks/speed.py --data "$DATA" "${SPEED_ARGS[@]}" --training-loop slcwa \
     --output "$OUT/speed_slcwa.json"
+# whether compiling pays back on CUDA (not done by default there): the first epoch shows the compile time, the others
+# the fused kernels' speed; a time-out means a compile longer than the limit
+step speed_compiled 90 env PYKEEN_VBKGC_COMPILE=1 python benchmarks/speed.py --data "$DATA" "${SPEED_ARGS[@]}" \
+    --training-loop deviceslcwa --output "$OUT/speed_compiled.json"
 pack
 
 # 3. side by side: the accuracy matrices of issue 18 (benchmarks/accuracy_matrix.py) and the tests of the CUDA paths;

@@ -6,6 +6,7 @@ here: TransE and VBKGC+twins (the models of ``speed.py`` and ``profile_step.py``
 the path that VBKGC takes on accelerators (``kernels._DENSE_ON_CPU``, nothing compiled, as on CUDA by default), and a
 :class:`~torch.utils._python_dispatch.TorchDispatchMode` counts every operator from the second batch on (the first one
 includes PyKEEN's sub-batch size search). Views and other metadata operators launch nothing and are listed apart.
+Adam runs its multi-tensor (``foreach``) update, as by default on CUDA.
 
 Run (about a minute)::
 
@@ -79,6 +80,9 @@ def main() -> None:
     train, _, _ = load(args.data)
     train = train.clone_and_exchange_triples(train.mapped_triples[: args.num_train])
     loops = make_models(train, args, torch.device(args.device), training_loop="deviceslcwa")
+    for loop in loops.values():
+        # Adam's multi-tensor update, its default on CUDA (on the CPU it updates one parameter after the other)
+        loop.optimizer = torch.optim.Adam(loop.model.parameters(), lr=1e-3, foreach=True)
     print(f"operators per training batch, deviceslcwa, accelerators' path on the CPU, batch {args.batch_size}, "
           f"k = {args.num_negatives}, p = {args.scoring_fct_norm}:")  # fmt: skip
     kernel_counts = {}
