@@ -599,6 +599,9 @@ def _piece_table(
     return unit(table) if normalize else table
 
 
+_eager_piece_table = functools.partial(_piece_table, unit=unit_rows)
+
+
 def piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: bool) -> FloatTensor:
     r"""Stack $[\mathbf{S}; \mathbf{M}; \mathbf{S} + \mathbf{M}]$ row-wise, each row L2-normalised if ``normalize``.
 
@@ -614,9 +617,6 @@ def piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: boo
     large = structural.numel() * 96 >= _COMPILE_MIN_WORK
     # compiled, Inductor differentiates functional.normalize; eager (and on accelerators), unit_rows launches fewer
     return run_fused("piece_table", _piece_table, large, structural, multimodal, normalize, fallback=_eager_piece_table)
-
-
-_eager_piece_table = functools.partial(_piece_table, unit=unit_rows)
 
 
 def _sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool, unit: Callable = functional.normalize) -> FloatTensor:

@@ -178,6 +178,8 @@ def register() -> bool:
     _register_once(interaction_resolver, VBKGCInteraction)
     _extend_pykeen_cli()
     _registered = True
+    # an import above may have deferred again (registering while one of our modules was half-imported)
+    _stop_deferring()
     return True
 
 
