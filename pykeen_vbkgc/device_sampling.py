@@ -13,6 +13,13 @@ filter's bit array) or answer on the batch's device. So the negatives have the d
 negatives, while no index ever leaves the device. Each epoch is one random permutation of the triples, split into
 batches (the last one smaller unless ``drop_last``), as in PyKEEN's loop.
 
+The loop also scores a batch's positives and negatives in one call of
+:meth:`~pykeen.models.Model.score_hrt` instead of PyKEEN's two: on a GPU each call launches its own kernels (the
+lookups, the interaction, their backward), and with both in one call VBKGC+twins launches about a third fewer per
+batch (``benchmarks/launch_counts.py``). The scores are the same, row by row; only models whose scores depend on the
+other rows of a call, or whose regularization term depends on how the rows are split into calls, keep two calls
+(see :func:`scores_rows_independently`).
+
 .. code-block:: python
 
     from pykeen.pipeline import pipeline
@@ -22,26 +29,49 @@ batches (the last one smaller unless ``drop_last``), as in PyKEEN's loop.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Literal
 
 import torch
+from pykeen.losses import Loss
+from pykeen.models.base import Model
+from pykeen.regularizers import NoRegularizer, Regularizer
 from pykeen.training import SLCWATrainingLoop
 from pykeen.triples import CoreTriplesFactory
 from pykeen.triples.instances import BatchedSLCWAInstances, SLCWABatch
-from pykeen.typing import MappedTriples
+from pykeen.typing import FloatTensor, InductiveMode, MappedTriples
+from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = [
     "DeviceSLCWAInstances",
     "DeviceSLCWATrainingLoop",
+    "scores_rows_independently",
 ]
+
+
+def scores_rows_independently(model: Model) -> bool:
+    """Return whether scoring positives and negatives in one call of ``score_hrt`` trains ``model`` as two calls do.
+
+    Two kinds of modules make a difference: batch normalisation (its statistics are taken over the rows of a call,
+    e.g., in ConvE) and regularizers (PyKEEN's add one term per call, each a mean over that call's rows, or only
+    the first call's with ``apply_only_once``).
+
+    :param model: the model
+    :return: whether no module of ``model`` is a batch normalisation or a regularizer other than
+        :class:`~pykeen.regularizers.NoRegularizer`
+    """
+    return not any(
+        isinstance(module, _BatchNorm) or (isinstance(module, Regularizer) and not isinstance(module, NoRegularizer))
+        for module in model.modules()
+    )
 
 
 class DeviceSLCWAInstances(BatchedSLCWAInstances):
     """sLCWA batches with their negatives, made on a device.
 
-    The negative sampler (and its filterer) is built as by PyKEEN's :class:`~pykeen.triples.instances.
-    BatchedSLCWAInstances` and then moved to the device with the training triples.
+    The negative sampler (and its filterer) and the loss weighter are built as by PyKEEN's
+    :class:`~pykeen.triples.instances.BatchedSLCWAInstances` and then moved to the device with the training triples.
     """
 
     def __init__(self, mapped_triples: MappedTriples, device: torch.device, **kwargs) -> None:
@@ -55,6 +85,13 @@ class DeviceSLCWAInstances(BatchedSLCWAInstances):
         self.device = torch.device(device)
         self.mapped_triples = self.mapped_triples.to(self.device)
         self.negative_sampler = self.negative_sampler.to(self.device)
+        if self.loss_weighter is not None:
+            # PyKEEN's loss weighters are plain objects, not modules: a copy holds their tensors on the device (the
+            # weights of device triples, e.g., RelationLossWeighter's, are looked up there)
+            self.loss_weighter = copy.copy(self.loss_weighter)
+            for name, value in vars(self.loss_weighter).items():
+                if isinstance(value, torch.Tensor):
+                    setattr(self.loss_weighter, name, value.to(self.device))
 
     def __iter__(self) -> Iterator[SLCWABatch]:
         """Iterate over the batches of one random permutation of the triples."""
@@ -100,4 +137,60 @@ class DeviceSLCWATrainingLoop(SLCWATrainingLoop):
             negative_sampler_kwargs=self.negative_sampler_kwargs,
             loss_weighter=self.loss_weighter,
             loss_weighter_kwargs=self.loss_weighter_kwargs,
+        )
+
+    # docstr-coverage: inherited
+    @staticmethod
+    def _process_batch_static(
+        model: Model,
+        loss: Loss,
+        mode: InductiveMode | None,
+        batch: SLCWABatch,
+        start: int | None,
+        stop: int | None,
+        label_smoothing: float = 0.0,
+        slice_size: int | None = None,
+    ) -> FloatTensor:  # noqa: D102
+        if not scores_rows_independently(model):
+            return SLCWATrainingLoop._process_batch_static(
+                model=model,
+                loss=loss,
+                mode=mode,
+                batch=batch,
+                start=start,
+                stop=stop,
+                label_smoothing=label_smoothing,
+                slice_size=slice_size,
+            )
+        if slice_size is not None:
+            raise AttributeError("Slicing is not possible for sLCWA training loops.")
+        # the batch is on the model's device already; as in PyKEEN's loop, a filter keeps the negatives it marks
+        positive_batch = batch["positives"][start:stop]
+        negative_batch = batch["negatives"][start:stop]
+        positive_filter = batch.get("masks")
+        if positive_filter is not None:
+            positive_filter = positive_filter[start:stop]
+            negative_batch = negative_batch[positive_filter]
+        pos_weights, neg_weights = batch.get("pos_weights"), batch.get("neg_weights")
+        if pos_weights is not None:
+            pos_weights = pos_weights[start:stop]
+        if neg_weights is not None:
+            neg_weights = neg_weights[start:stop]
+        negative_shape = negative_batch.shape[:-1]
+        negative_batch = negative_batch.view(-1, 3)
+        # split, not sliced: the backward of a split is one concatenation, that of two slices two zero-filled copies
+        positive_scores, negative_scores = model.score_hrt(
+            torch.cat([positive_batch, negative_batch]), mode=mode
+        ).split([positive_batch.shape[0], negative_batch.shape[0]])
+        return (
+            loss.process_slcwa_scores(
+                positive_scores=positive_scores,
+                negative_scores=negative_scores.view(*negative_shape),
+                label_smoothing=label_smoothing,
+                batch_filter=positive_filter,
+                num_entities=model._get_entity_len(mode=mode),
+                pos_weights=pos_weights,
+                neg_weights=neg_weights,
+            )
+            + model.collect_regularization_term()
         )

@@ -6,13 +6,15 @@ from collections import Counter
 
 import pytest
 import torch
-from pykeen.models import TransE
+from pykeen.models import TransE, model_resolver
 from pykeen.pipeline import pipeline
 from pykeen.training import SLCWATrainingLoop, training_loop_resolver
 from pykeen.triples.instances import BatchedSLCWAInstances
+from pykeen.triples.weights import RelationLossWeighter
 
 from pykeen_vbkgc import VBKGC, DeviceSLCWATrainingLoop
-from pykeen_vbkgc.device_sampling import DeviceSLCWAInstances
+from pykeen_vbkgc import kernels as kernels_module
+from pykeen_vbkgc.device_sampling import DeviceSLCWAInstances, scores_rows_independently
 from pykeen_vbkgc.representation import decode_twins
 
 
@@ -195,23 +197,109 @@ def test_rejects_the_subgraph_sampler(tiny_factory):
         loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=4, sampler="schlichtkrull", use_tqdm=False)
 
 
-def test_same_loss_on_the_same_batch(tiny_factory, tiny_features):
-    """Given one batch, the two loops compute the same loss and gradients (the device loop changes only sampling)."""
-    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
-    host = SLCWATrainingLoop(model=model, triples_factory=tiny_factory, negative_sampler="twins")
-    device = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory, negative_sampler="twins")
+def _loss_and_gradients(loop, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    loop.model.zero_grad()
+    loss = loop._process_batch(batch=batch, start=0, stop=batch["positives"].shape[0])
+    loss.backward()
+    gradients = [parameter.grad.clone() for parameter in loop.model.parameters() if parameter.grad is not None]
+    loop.model.post_parameter_update()
+    return loss.detach(), gradients
+
+
+@pytest.mark.parametrize(
+    ("model_name", "path"), [("TransE", "cpu"), ("VBKGC", "cpu"), ("VBKGC", "dense")], ids=["transe", "vbkgc", "dense"]
+)
+# (PyKEEN's own loop fails on filtered and weighted negatives: the loss gets the weights of all negatives)
+@pytest.mark.parametrize(
+    ("filtered", "weighted"), [(False, False), (True, False), (False, True)], ids=["plain", "filtered", "weighted"]
+)
+def test_one_call_scores_as_pykeens_two(tiny_factory, tiny_features, monkeypatch, model_name, path, filtered, weighted):
+    """Given one batch, the device loop's single ``score_hrt`` call gives PyKEEN's loss and gradients of two calls."""
+    monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", path == "dense")
+    # sample weights need a loss that takes them (the margin losses do not); else each model's default
+    loss = "softplus" if weighted else None
+    if model_name == "TransE":
+        model = TransE(triples_factory=tiny_factory, embedding_dim=4, loss=loss, random_seed=0)
+        sampler = "basic"
+    else:
+        model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, loss=loss, random_seed=0)
+        sampler = "twins"
+    options = dict(
+        negative_sampler=sampler,
+        negative_sampler_kwargs=dict(num_negs_per_pos=3, filtered=filtered),
+        loss_weighter=RelationLossWeighter(torch.linspace(0.5, 2.0, tiny_factory.num_relations)) if weighted else None,
+    )
+    host = SLCWATrainingLoop(model=model, triples_factory=tiny_factory, **options)
+    device = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory, **options)
     batch = next(
         iter(
             device._create_training_data_loader(tiny_factory, sampler=None, batch_size=8, drop_last=False, shuffle=True)
         )
     )
-    results = []
-    for loop in (host, device):
-        model.zero_grad()
-        loss = loop._process_batch(batch=batch, start=0, stop=8)
-        loss.backward()
-        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
-        model.post_parameter_update()
-    torch.testing.assert_close(results[0][0], results[1][0])
-    for first, second in zip(results[0][1], results[1][1], strict=True):
-        torch.testing.assert_close(first, second)
+    assert ("masks" in batch) == filtered and ("pos_weights" in batch) == weighted
+    calls = []
+    score_hrt = model.score_hrt
+    monkeypatch.setattr(
+        model, "score_hrt", lambda hrt_batch, **kwargs: calls.append(len(hrt_batch)) or score_hrt(hrt_batch, **kwargs)
+    )
+    host_loss, host_gradients = _loss_and_gradients(host, batch)
+    num_negatives = sum(calls[1:])
+    assert calls == [8, num_negatives]
+    device_loss, device_gradients = _loss_and_gradients(device, batch)
+    assert calls[2:] == [8 + num_negatives]
+    torch.testing.assert_close(device_loss, host_loss)
+    for device_gradient, host_gradient in zip(device_gradients, host_gradients, strict=True):
+        torch.testing.assert_close(device_gradient, host_gradient)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "kwargs"),
+    [
+        ("TransE", dict(regularizer="lp")),
+        ("VBKGC", dict(regularizer="lp")),
+        ("ConvE", dict(embedding_dim=8, output_channels=2, kernel_height=2, kernel_width=2)),
+    ],
+    ids=["transe-regularizer", "vbkgc-regularizer", "conve-batchnorm"],
+)
+def test_models_whose_calls_interact_keep_two_calls(tiny_factory, tiny_features, monkeypatch, model_name, kwargs):
+    """With a regularizer (one term per call) or batch normalisation, the device loop scores as PyKEEN's loop."""
+    if model_name == "VBKGC":
+        kwargs = dict(kwargs, features=tiny_features, embedding_dim=4)
+    model = model_resolver.make(model_name, triples_factory=tiny_factory, random_seed=0, **kwargs)
+    assert not scores_rows_independently(model)
+    assert scores_rows_independently(TransE(triples_factory=tiny_factory, embedding_dim=4))
+    host = SLCWATrainingLoop(model=model, triples_factory=tiny_factory)
+    device = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory)
+    batch = next(
+        iter(
+            device._create_training_data_loader(tiny_factory, sampler=None, batch_size=8, drop_last=False, shuffle=True)
+        )
+    )
+    calls = []
+    score_hrt = model.score_hrt
+    monkeypatch.setattr(
+        model, "score_hrt", lambda hrt_batch, **kwargs: calls.append(len(hrt_batch)) or score_hrt(hrt_batch, **kwargs)
+    )
+    model.eval()  # batch normalisation: the same statistics in both runs
+    host_loss, _ = _loss_and_gradients(host, batch)
+    device_loss, _ = _loss_and_gradients(device, batch)
+    assert calls == [8, 8, 8, 8]
+    torch.testing.assert_close(device_loss, host_loss)
+
+
+def test_the_loss_weighter_moves_with_the_batches(tiny_factory):
+    """A loss weighter's tensors are looked up with device indices, so a copy of them lives on the device."""
+    weighter = RelationLossWeighter(torch.rand(tiny_factory.num_relations))
+    instances = DeviceSLCWAInstances(
+        mapped_triples=tiny_factory.mapped_triples,
+        device="meta",  # no accelerator needed: a tensor left on the CPU would stay there
+        batch_size=4,
+        num_entities=tiny_factory.num_entities,
+        num_relations=tiny_factory.num_relations,
+        loss_weighter=weighter,
+    )
+    batch = next(iter(instances))
+    assert {key: value.device.type for key, value in batch.items()} == dict.fromkeys(
+        ["positives", "negatives", "pos_weights", "neg_weights"], "meta"
+    )
+    assert weighter.weights.device.type == "cpu"  # the user's weighter is left as it was
