@@ -2,8 +2,9 @@
 
 On a GPU, a batch of these models is bound by the host (launching kernels, Python), not by arithmetic
 (docs/gpu.md). The number of operators that would launch a kernel is the same on any device, so it can be counted
-here: TransE and VBKGC+twins (the models of ``speed.py`` and ``profile_step.py``) train with the ``deviceslcwa`` loop on
-the path that VBKGC takes on accelerators (``kernels._DENSE_ON_CPU``, nothing compiled, as on CUDA by default), and a
+here: TransE and VBKGC+twins (the models of ``speed.py`` and ``profile_step.py``) train with the ``deviceslcwa`` loop
+(or, with ``--training-loop slcwa``, PyKEEN's) on the path that VBKGC takes on accelerators
+(``kernels._DENSE_ON_CPU``, nothing compiled, as on CUDA by default), and a
 :class:`~torch.utils._python_dispatch.TorchDispatchMode` counts every operator from the second batch on (the first one
 includes PyKEEN's sub-batch size search). Views and other metadata operators launch nothing and are listed apart.
 Adam runs its multi-tensor (``foreach``) update, as by default on CUDA.
@@ -75,16 +76,21 @@ def main() -> None:
     add_model_arguments(parser)
     parser.set_defaults(device="cpu", embedding_dim=8, feature_dim=8)
     parser.add_argument("--num-train", type=int, default=20480, help="training triples (batches: this / batch size)")
+    parser.add_argument(
+        "--training-loop",
+        default="deviceslcwa",
+        help="deviceslcwa (one scoring call per batch) or slcwa (PyKEEN's, two)",
+    )
     args = parser.parse_args()
     kernels._DENSE_ON_CPU = True
     train, _, _ = load(args.data)
     train = train.clone_and_exchange_triples(train.mapped_triples[: args.num_train])
-    loops = make_models(train, args, torch.device(args.device), training_loop="deviceslcwa")
+    loops = make_models(train, args, torch.device(args.device), training_loop=args.training_loop)
     for loop in loops.values():
         # Adam's multi-tensor update, its default on CUDA (on the CPU it updates one parameter after the other)
         loop.optimizer = torch.optim.Adam(loop.model.parameters(), lr=1e-3, foreach=True)
-    print(f"operators per training batch, deviceslcwa, accelerators' path on the CPU, batch {args.batch_size}, "
-          f"k = {args.num_negatives}, p = {args.scoring_fct_norm}:")  # fmt: skip
+    print(f"operators per training batch, {args.training_loop}, accelerators' path on the CPU, "
+          f"batch {args.batch_size}, k = {args.num_negatives}, p = {args.scoring_fct_norm}:")  # fmt: skip
     kernel_counts = {}
     for name, loop in loops.items():
         mode = _Counting()

@@ -164,18 +164,22 @@ class DeviceSLCWATrainingLoop(SLCWATrainingLoop):
             )
         if slice_size is not None:
             raise AttributeError("Slicing is not possible for sLCWA training loops.")
-        # the batch is on the model's device already; as in PyKEEN's loop, a filter keeps the negatives it marks
-        positive_batch = batch["positives"][start:stop]
+        # as PyKEEN's loop: a filter keeps the negatives it marks; the copies to the model's device are no-ops but
+        # for samplers that draw on the host (e.g., nscaching)
+        device = model.device
+        positive_batch = batch["positives"][start:stop].to(device=device)
         negative_batch = batch["negatives"][start:stop]
         positive_filter = batch.get("masks")
         if positive_filter is not None:
             positive_filter = positive_filter[start:stop]
             negative_batch = negative_batch[positive_filter]
+            positive_filter = positive_filter.to(device)
+        negative_batch = negative_batch.to(device)
         pos_weights, neg_weights = batch.get("pos_weights"), batch.get("neg_weights")
         if pos_weights is not None:
-            pos_weights = pos_weights[start:stop]
+            pos_weights = pos_weights[start:stop].to(device=device)
         if neg_weights is not None:
-            neg_weights = neg_weights[start:stop]
+            neg_weights = neg_weights[start:stop].to(device=device)
         negative_shape = negative_batch.shape[:-1]
         negative_batch = negative_batch.view(-1, 3)
         # split, not sliced: the backward of a split is one concatenation, that of two slices two zero-filled copies

@@ -230,15 +230,22 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             h, r, t, head_pieces=self.head_pieces, tail_pieces=self.tail_pieces, p=self.p, weights=self.term_weights
         )
 
-    def piece_table(self, structural: FloatTensor, multimodal: FloatTensor) -> FloatTensor:
+    def piece_table(
+        self,
+        structural: FloatTensor,
+        multimodal: FloatTensor,
+        twins: tuple[FloatTensor, FloatTensor] | None = None,
+    ) -> FloatTensor:
         r"""Stack the (normalised) pieces of plain entities into one table for :meth:`score_rows`.
 
         :param structural: shape: ``(n, d)``; $\mathbf{e}_s$ of entities $0, \dots, n - 1$
         :param multimodal: shape: ``(n, d)``; $\mathbf{e}_m$ of the same entities
-        :return: shape: ``(3n, d)``; the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$ for all
-            entities, each block in entity order, L2-normalised if ``normalize``
+        :param twins: shape: ``(k, d)`` each; $\mathbf{e}_s$ of replaced entities and $\mathbf{e}'_m$ of the
+            sampled ones: their sum pieces (see :meth:`twins_sum_pieces`) follow as rows $3n, \dots, 3n + k - 1$
+        :return: shape: ``(3n, d)`` (or ``(3n + k, d)``); the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s +
+            \mathbf{e}_m]$ for all entities, each block in entity order, L2-normalised if ``normalize``
         """
-        return piece_table(structural, multimodal, normalize=self.normalize)
+        return piece_table(structural, multimodal, normalize=self.normalize, twins=twins)
 
     def twins_sum_pieces(self, structural_original: FloatTensor, multimodal_replacement: FloatTensor) -> FloatTensor:
         r"""Return the (normalised) argument $\mathbf{e}_s + \mathbf{e}'_m$ of the ``all`` term of twins negatives.

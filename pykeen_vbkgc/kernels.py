@@ -593,30 +593,48 @@ def unit_rows(x: FloatTensor) -> FloatTensor:
 
 
 def _piece_table(
-    structural: FloatTensor, multimodal: FloatTensor, normalize: bool, unit: Callable = functional.normalize
+    structural: FloatTensor,
+    multimodal: FloatTensor,
+    normalize: bool,
+    *twins: FloatTensor,
+    unit: Callable = functional.normalize,
 ) -> FloatTensor:
-    table = torch.cat([structural, multimodal, structural + multimodal], dim=0)
+    pieces = [structural, multimodal, structural + multimodal]
+    if twins:
+        pieces.append(twins[0] + twins[1])
+    table = torch.cat(pieces, dim=0)
     return unit(table) if normalize else table
 
 
 _eager_piece_table = functools.partial(_piece_table, unit=unit_rows)
 
 
-def piece_table(structural: FloatTensor, multimodal: FloatTensor, normalize: bool) -> FloatTensor:
+def piece_table(
+    structural: FloatTensor,
+    multimodal: FloatTensor,
+    normalize: bool,
+    twins: tuple[FloatTensor, FloatTensor] | None = None,
+) -> FloatTensor:
     r"""Stack $[\mathbf{S}; \mathbf{M}; \mathbf{S} + \mathbf{M}]$ row-wise, each row L2-normalised if ``normalize``.
 
-    Large tables are built (and differentiated) by one fused kernel.
+    With ``twins`` $= (\mathbf{A}, \mathbf{B})$, the rows $\mathbf{A} + \mathbf{B}$ follow (the sum pieces of twins
+    pairs, see :func:`sum_rows`), normalised with the others: one normalisation instead of two, for the accelerators'
+    path, where each operator is a kernel launch. Large tables are built (and differentiated) by one fused kernel.
 
     :param structural: shape: (n, d)
     :param multimodal: shape: (n, d)
     :param normalize: whether to L2-normalise each row
-    :return: shape: (3n, d)
+    :param twins: shape: (k, d) each; the summands of further rows
+    :return: shape: (3n, d), or (3n + k, d) with ``twins``
     """
     # about 24 element operations per entry, forward and backward, and a dozen eager kernels: compiled pays from
     # 100k entries (14.5k entities at d = 8: 1.0 against 2.9 ms per step)
     large = structural.numel() * 96 >= _COMPILE_MIN_WORK
     # compiled, Inductor differentiates functional.normalize; eager (and on accelerators), unit_rows launches fewer
-    return run_fused("piece_table", _piece_table, large, structural, multimodal, normalize, fallback=_eager_piece_table)
+    name = "piece_table" if twins is None else "piece_table_with_twins"
+    return run_fused(
+        name, _piece_table, large, structural, multimodal, normalize, *(twins or ()), fallback=_eager_piece_table
+    )
 
 
 def _sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool, unit: Callable = functional.normalize) -> FloatTensor:

@@ -302,24 +302,37 @@ class VBKGC(
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
         if mode is not None:
             return super().score_hrt(hrt_batch=hrt_batch, mode=mode)
-        structural, multimodal, table = self._entity_tables()
         num_entities = self.num_entities
         entities = hrt_batch[:, 0::2]
-        replacement = entities % num_entities
-        original = torch.where(entities < num_entities, entities, entities // num_entities - 1)
-        # per side the table rows of the pieces (e_s, e_s original, e_m, e_s original + e_m), see piece_table
-        index = torch.stack([replacement, original, replacement + num_entities, entities + 2 * num_entities], dim=-1)
         twins = entities >= num_entities
+        replacement = entities % num_entities
+        original = torch.where(twins, entities // num_entities - 1, entities)
+        sum_index = entities + 2 * num_entities
         sums = None
-        if uses_dense_path(hrt_batch.device):
-            # on accelerators, testing for twins ids and selecting them would synchronise with the device: compute
-            # the sum piece of every position (cheap there) and point the twins positions to theirs
-            sums = self.interaction.twins_sum_pieces(
-                structural.index_select(0, original.reshape(-1)), multimodal.index_select(0, replacement.reshape(-1))
+        dense = uses_dense_path(hrt_batch.device)
+        structural, multimodal, table = self._entity_tables(piece_table=not dense)
+        if dense:
+            # on accelerators, testing for twins ids and selecting them would synchronise with the device: the sum
+            # piece of every position (cheap there) follows the entities' pieces in one table, and the twins
+            # positions point to theirs
+            table = self.interaction.piece_table(
+                structural,
+                multimodal,
+                twins=(
+                    structural.index_select(0, original.reshape(-1)),
+                    multimodal.index_select(0, replacement.reshape(-1)),
+                ),
             )
-            rows = table.shape[0] + torch.arange(entities.numel(), device=index.device).view_as(entities)
-            index[..., 3] = torch.where(twins, rows, index[..., 3])
-        else:
+            if table.requires_grad:
+                table.register_hook(self._forget_tables)
+            start = 3 * num_entities
+            positions = torch.arange(start, start + entities.numel(), device=entities.device).view_as(entities)
+            sum_index = torch.where(twins, positions, sum_index)
+        # per side the table rows of the pieces (e_s, e_s original, e_m, e_s original + e_m), see piece_table
+        index = torch.stack([replacement, original, replacement + num_entities, sum_index], dim=-1)
+        # the dense kernels take views of the index; each copy would be one more kernel launch
+        h_index, t_index = index[:, 0], index[:, 1]
+        if not dense:
             # the positions of the twins ids, searched once (each boolean selection would search the mask again)
             positions = twins.reshape(-1).nonzero().squeeze(dim=1)
             if positions.numel():
@@ -334,15 +347,16 @@ class VBKGC(
                     structural.index_select(0, original.reshape(-1).index_select(0, positions)),
                     multimodal.index_select(0, replacement.reshape(-1).index_select(0, positions)),
                 )
+            # contiguous copies, not views: the storage offset of a view is one more size that compiled kernels
+            # guard on (and compile again for)
+            h_index, t_index = h_index.contiguous(), t_index.contiguous()
         (relations,) = self.relation_representations
         return self.interaction.score_rows(
             table=table,
-            # contiguous copies, not views: the storage offset of a view is one more size that compiled kernels
-            # guard on (and compile again for)
-            h_index=index[:, 0].contiguous(),
+            h_index=h_index,
             relations=relations(indices=None),
             r_index=hrt_batch[:, 1],
-            t_index=index[:, 1].contiguous(),
+            t_index=t_index,
             twins_sums=sums,
         ).unsqueeze(dim=-1)
 
@@ -428,7 +442,7 @@ class VBKGC(
         """
         if mode is not None or torch.is_grad_enabled():
             return super()._get_representations(h=h, r=r, t=t, mode=mode)
-        structural, multimodal, _ = self._entity_tables()
+        structural, multimodal, _ = self._entity_tables(piece_table=False)
         # the tables of the views, in the order of entity_representations (see _entity_tables)
         tables = (structural, structural, multimodal)
 
@@ -448,26 +462,33 @@ class VBKGC(
         # as ERModel: a single representation is passed as itself
         return tuple(x[0] if len(x) == 1 else x for x in (hr, rr, tr))
 
-    def _entity_tables(self) -> tuple[FloatTensor, FloatTensor, FloatTensor]:
+    def _entity_tables(self, piece_table: bool = True) -> tuple[FloatTensor, FloatTensor, FloatTensor | None]:
         r"""Return $\mathbf{e}_s$ and $\mathbf{e}_m$ of all entities and their piece table, once per parameter state.
 
-        The sLCWA loop scores the positives and the negatives of a batch in two calls; both use every entity's
+        PyKEEN's sLCWA loop scores the positives and the negatives of a batch in two calls; both use every entity's
         projection, so the tables are computed once and reused until the parameters change or a backward pass has
-        consumed their graph (sub-batching calls backward before the optimizer step).
+        consumed their graph (sub-batching calls backward before the optimizer step). A caller that builds its own
+        piece table from $\mathbf{e}_s$ and $\mathbf{e}_m$ (the accelerators' path, evaluation) passes
+        ``piece_table=False``, gets ``None`` for it unless it was cached, and registers :meth:`_forget_tables` on
+        what it builds.
         """
         key = (torch.is_grad_enabled(), tuple((p.data_ptr(), p._version) for p in self.parameters()))
         if self._tables is not None and self._tables[0] == key:
-            return self._tables[1]
-        structural_view, _, multimodal_view = self.entity_representations
-        structural, multimodal = structural_view(indices=None), multimodal_view(indices=None)
-        table = self.interaction.piece_table(structural, multimodal)
-        if table.requires_grad:
-            table.register_hook(self._forget_tables)
+            structural, multimodal, table = self._tables[1]
+            if table is not None or not piece_table:
+                return self._tables[1]
+        else:
+            structural_view, _, multimodal_view = self.entity_representations
+            structural, multimodal, table = structural_view(indices=None), multimodal_view(indices=None), None
+        if piece_table:
+            table = self.interaction.piece_table(structural, multimodal)
+            if table.requires_grad:
+                table.register_hook(self._forget_tables)
         self._tables = (key, (structural, multimodal, table))
         return self._tables[1]
 
     def _forget_tables(self, grad: FloatTensor) -> None:
-        """Drop the cached tables once a backward pass went through them (their graph is freed)."""
+        """Drop the cached tables once a backward pass went through them or a table built from them."""
         self._tables = None
 
     def post_parameter_update(self) -> None:  # noqa: D102

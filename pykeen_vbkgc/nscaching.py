@@ -229,7 +229,9 @@ class NSCachingNegativeSampler(NegativeSampler):
         for column, part in ((0, slice(0, split)), (2, slice(split, len(negatives)))):
             negatives[part, column] = self._draw(column, negatives[part])
         self.refresh(positives)
-        return negatives.view(*batch_shape, k, 3)
+        # on the positives' device, as PyKEEN's samplers draw (the filterer, e.g., moved with the device loop's
+        # sampler, looks them up there)
+        return negatives.view(*batch_shape, k, 3).to(positive_batch.device)
 
     def _draw(self, column: int, triples: LongTensor) -> LongTensor:
         """Draw an entity from the cache of each triple's pair to replace its ``column``, never the entity itself.

@@ -303,3 +303,25 @@ def test_the_loss_weighter_moves_with_the_batches(tiny_factory):
         ["positives", "negatives", "pos_weights", "neg_weights"], "meta"
     )
     assert weighter.weights.device.type == "cpu"  # the user's weighter is left as it was
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    ("model", "sampler", "options"),
+    [
+        ("VBKGC", "twins", dict(negative_sampler_kwargs=dict(filtered=True))),
+        # nscaching keeps its caches on the host and draws there
+        ("TransE", "nscaching", dict(negative_sampler_kwargs=dict(filtered=True))),
+        ("VBKGC", "twins", dict(loss="softplus", weighted=True)),
+    ],
+    ids=["twins-filtered", "nscaching-filtered", "twins-weighted"],
+)
+def test_the_device_loop_trains_on_cuda(model, sampler, options):
+    """Filters, host-side samplers and loss weighters work with batches on a GPU."""
+    options = dict(options)
+    if options.pop("weighted", False):
+        # the relation ids of a nations triple: 55 relations
+        options["training_loop_kwargs"] = dict(loss_weighter=RelationLossWeighter(torch.linspace(0.5, 2.0, 55)))
+    result = _train("deviceslcwa", model=model, negative_sampler=sampler, device="cuda", **options)
+    assert result.model.device.type == "cuda"
+    assert len(result.losses) == 3 and all(torch.isfinite(torch.tensor(result.losses)))

@@ -11,6 +11,7 @@ import torch
 from pykeen.models import ERModel
 from pykeen.pipeline import pipeline
 from pykeen.regularizers import Regularizer
+from pykeen.training import SLCWATrainingLoop
 from torch.nn import functional
 
 from pykeen_vbkgc import VBKGC, EntityFeatures, save_features
@@ -443,6 +444,33 @@ def test_regularizer_of_the_structural_and_relation_embeddings(tiny_factory, tin
     with torch.no_grad():
         model.score_t(hrt[:5, :2])
     assert model.collect_regularization_term() == 0
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["cpu-path", "dense-path"])
+def test_sub_batches_train_as_whole_batches(tiny_factory, tiny_features, monkeypatch, dense):
+    r"""Sub-batches call backward before the optimizer step: no cached entity table may outlive its graph.
+
+    On the accelerators' path each call builds its own piece table (with the twins sums) from the cached
+    $\mathbf{e}_s$ and $\mathbf{e}_m$, so a backward through that table must drop them as well.
+    """
+    monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", dense)
+    losses, positives = {}, []
+    for sub_batch_size in (None, 3):
+        model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+        score_hrt = model.score_hrt
+        monkeypatch.setattr(
+            model, "score_hrt", lambda hrt, score_hrt=score_hrt, **kwargs: positives.append(len(hrt)) or score_hrt(hrt)
+        )
+        # PyKEEN's memory search would replace the sub-batch size by the whole batch
+        loop = SLCWATrainingLoop(
+            model=model, triples_factory=tiny_factory, negative_sampler="twins", automatic_memory_optimization=False
+        )
+        losses[sub_batch_size] = loop.train(
+            triples_factory=tiny_factory, num_epochs=3, batch_size=6, sub_batch_size=sub_batch_size, use_tqdm=False
+        )
+    # positives and negatives (16 each) per call; 8 triples: batches of 6 and 2, then sub-batches of 3, 3 and 2
+    assert positives[0::2] == [6, 2] * 3 + [3, 3, 2] * 3
+    assert losses[3] == pytest.approx(losses[None], rel=1e-5)
 
 
 def test_pipeline_regularizer_adds_its_term_to_the_loss():
