@@ -76,9 +76,14 @@ class TwinsNegativeSampler(BasicNegativeSampler):
         check_positive_int("num_negs_per_pos", num_negs_per_pos)
         super().__init__(num_negs_per_pos=num_negs_per_pos, **kwargs)
         _check_training_model()
-        self._entity_columns = [
-            TARGET_TO_INDEX[side] for side in self.corruption_scheme if side in (LABEL_HEAD, LABEL_TAIL)
-        ]
+        columns = {TARGET_TO_INDEX[side] for side in self.corruption_scheme if side in (LABEL_HEAD, LABEL_TAIL)}
+        if not columns:
+            raise ValueError(
+                f"The 'twins' negative sampler replaces heads or tails; corruption_scheme={self.corruption_scheme!r} "
+                "replaces neither. Add 'head' or 'tail' (or use negative_sampler='basic')."
+            )
+        #: the corrupted entity columns: head and tail (0 and 2), or one of them
+        self._entity_column_slice = slice(0, 3, 2) if columns == {0, 2} else slice(min(columns), min(columns) + 1)
 
     # docstr-coverage: inherited
     def sample(self, positive_batch: LongTensor) -> tuple[LongTensor, BoolTensor | None]:  # noqa: D102
@@ -100,17 +105,18 @@ class TwinsNegativeSampler(BasicNegativeSampler):
         :param negative_batch: shape: ``(*batch_dims, k, 3)``, plain negatives made from them
         :return: shape: ``(*batch_dims, k, 3)``, the twins negatives
         """
-        positive_batch = positive_batch.unsqueeze(dim=-2)
+        # all entity columns at once (a slice, not a list: a list would be copied to the device): on accelerators
+        # each operator is a kernel launch
+        columns = self._entity_column_slice
+        original = positive_batch.unsqueeze(dim=-2)[..., columns]
+        replacement = negative_batch[..., columns]
         negative_batch = negative_batch.clone()
-        for column in self._entity_columns:
-            original = positive_batch[..., column].expand_as(negative_batch[..., column])
-            replacement = negative_batch[..., column]
-            # the basic corruption never draws the original entity, so a changed id marks the corrupted column
-            negative_batch[..., column] = torch.where(
-                replacement != original,
-                encode_twins(original=original, replacement=replacement, num_entities=self.num_entities),
-                replacement,
-            )
+        # the basic corruption never draws the original entity, so a changed id marks the corrupted column
+        negative_batch[..., columns] = torch.where(
+            replacement != original,
+            encode_twins(original=original, replacement=replacement, num_entities=self.num_entities),
+            replacement,
+        )
         return negative_batch
 
 

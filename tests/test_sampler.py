@@ -56,6 +56,41 @@ def test_corrupts_head_or_tail_and_encodes_the_pair(tiny_factory):
     assert (sampler.corrupt_batch(positives) >= n).any()
 
 
+@pytest.mark.parametrize("scheme", [("tail",), ("head", "relation", "tail")])
+def test_other_corruption_schemes_encode_only_corrupted_entities(tiny_factory, scheme):
+    """Only a replaced head or tail becomes a twins id; a replaced relation stays a plain relation id."""
+    torch.manual_seed(0)
+    n = tiny_factory.num_entities
+    sampler = TwinsNegativeSampler(
+        mapped_triples=tiny_factory.mapped_triples, num_entities=n, num_negs_per_pos=6, corruption_scheme=scheme
+    )
+    positives = tiny_factory.mapped_triples
+    negatives = sampler.corrupt_batch(positives)
+    expanded = positives[:, None, :].expand_as(negatives)
+    twins = negatives >= n
+    twins[..., 1] = False  # relation ids are compared below
+    changed_relation = negatives[..., 1] != expanded[..., 1]
+    # every negative replaced exactly one column: a twins-encoded entity or a plain relation
+    assert torch.equal(twins.sum(dim=-1) + changed_relation.long(), torch.ones_like(changed_relation, dtype=torch.long))
+    assert set(torch.nonzero(twins)[:, -1].tolist()) == ({2} if scheme == ("tail",) else {0, 2})
+    assert changed_relation.any() == ("relation" in scheme)
+    assert (negatives[..., 1] < tiny_factory.num_relations).all()
+    for column in (0, 2):
+        ids = negatives[..., column][twins[..., column]]
+        assert torch.equal(decode_twins(ids, n, "original"), expanded[..., column][twins[..., column]])
+        plain = ~twins[..., column]
+        assert torch.equal(negatives[..., column][plain], expanded[..., column][plain])
+
+
+def test_a_scheme_without_entities_is_refused(tiny_factory):
+    with pytest.raises(ValueError, match=r"corruption_scheme=\('relation',\) replaces neither"):
+        TwinsNegativeSampler(
+            mapped_triples=tiny_factory.mapped_triples,
+            num_entities=tiny_factory.num_entities,
+            corruption_scheme=("relation",),
+        )
+
+
 def test_filter_runs_on_plain_triples_and_never_lets_a_positive_through():
     torch.manual_seed(1)
     n = 6
