@@ -209,15 +209,18 @@ def _loss_and_gradients(loop, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
 @pytest.mark.parametrize(
     ("model_name", "path"), [("TransE", "cpu"), ("VBKGC", "cpu"), ("VBKGC", "dense")], ids=["transe", "vbkgc", "dense"]
 )
-# (PyKEEN's own loop fails on filtered and weighted negatives: the loss gets the weights of all negatives)
+# the model's default loss, filtered negatives, sample weights (PyKEEN's own loop fails on filtered and weighted
+# negatives: the loss gets the weights of all negatives; the margin losses take no weights), two losses that weigh
+# each positive's negatives together
 @pytest.mark.parametrize(
-    ("filtered", "weighted"), [(False, False), (True, False), (False, True)], ids=["plain", "filtered", "weighted"]
+    ("case", "loss"),
+    [("plain", None), ("filtered", None), ("weighted", "softplus"), ("nssa", "nssa"), ("mean", "meanmarginranking")],
+    ids=["plain", "filtered", "weighted", "nssa", "meanmargin"],
 )
-def test_one_call_scores_as_pykeens_two(tiny_factory, tiny_features, monkeypatch, model_name, path, filtered, weighted):
+def test_one_call_scores_as_pykeens_two(tiny_factory, tiny_features, monkeypatch, model_name, path, case, loss):
     """Given one batch, the device loop's single ``score_hrt`` call gives PyKEEN's loss and gradients of two calls."""
     monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", path == "dense")
-    # sample weights need a loss that takes them (the margin losses do not); else each model's default
-    loss = "softplus" if weighted else None
+    filtered, weighted = case == "filtered", case == "weighted"
     if model_name == "TransE":
         model = TransE(triples_factory=tiny_factory, embedding_dim=4, loss=loss, random_seed=0)
         sampler = "basic"
