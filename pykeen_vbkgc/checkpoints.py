@@ -3,8 +3,9 @@
 PyKEEN's training loop resumes from ``training_kwargs=dict(checkpoint_name=..., checkpoint_directory=...)``, but it
 writes the checkpoint in place (a process killed while writing leaves a broken file, and the previous checkpoint is
 gone) and reads it with ``torch.load(..., weights_only=False)``, i.e. as a pickle that may run code.
-:class:`SafeCheckpointSLCWATrainingLoop` writes each checkpoint beside the old one and renames it over it, and reads
-it with ``weights_only=True`` (tensors and plain values only; NumPy's random state is stored as a tensor).
+:class:`SafeCheckpointSLCWATrainingLoop` (and :class:`SafeCheckpointDeviceSLCWATrainingLoop`, the same for the
+``deviceslcwa`` loop) writes each checkpoint beside the old one and renames it over it, and reads it with
+``weights_only=True`` (tensors and plain values only; NumPy's random state is stored as a tensor).
 
 :func:`signals_interrupt` turns SIGTERM, like Ctrl-C, into an exception, so that a stopped run ends the same way
 whichever signal stopped it.
@@ -25,14 +26,17 @@ import torch
 from pykeen.stoppers import NopStopper
 from pykeen.training import SLCWATrainingLoop
 
+from .device_sampling import DeviceSLCWATrainingLoop
 from .replacing import replacing
 
 __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointError",
     "Interrupted",
+    "SafeCheckpointDeviceSLCWATrainingLoop",
     "SafeCheckpointSLCWATrainingLoop",
     "read_checkpoint",
+    "safe_checkpoint_training_loop",
     "signals_deferred",
     "signals_interrupt",
 ]
@@ -74,13 +78,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return _from_safe(state)
 
 
-class SafeCheckpointSLCWATrainingLoop(SLCWATrainingLoop):
-    """The sLCWA training loop, whose checkpoints are replaced atomically and read with ``weights_only=True``.
-
-    Use it like PyKEEN's loop, e.g. ``pipeline(..., training_loop=SafeCheckpointSLCWATrainingLoop,
-    training_kwargs=dict(checkpoint_name="checkpoint.pt", checkpoint_directory=..., checkpoint_frequency=0))``
-    checkpoints after every epoch. Not for early stopping: PyKEEN keeps the best epoch's model in a temporary pickle.
-    """
+class _SafeCheckpoints:
+    """Checkpoints replaced atomically and read with ``weights_only=True``, for a subclass of a training loop."""
 
     def train(self, *args, **kwargs):  # noqa: D102
         if isinstance(kwargs.get("stopper"), NopStopper | None):
@@ -114,6 +113,35 @@ class SafeCheckpointSLCWATrainingLoop(SLCWATrainingLoop):
         torch.save(read_checkpoint(path), buffer)
         buffer.seek(0)
         return super()._load_state(path=buffer, triples_factory=triples_factory)
+
+
+class SafeCheckpointSLCWATrainingLoop(_SafeCheckpoints, SLCWATrainingLoop):
+    """The sLCWA training loop, whose checkpoints are replaced atomically and read with ``weights_only=True``.
+
+    Use it like PyKEEN's loop, e.g. ``pipeline(..., training_loop=SafeCheckpointSLCWATrainingLoop,
+    training_kwargs=dict(checkpoint_name="checkpoint.pt", checkpoint_directory=..., checkpoint_frequency=0))``
+    checkpoints after every epoch. Not for early stopping: PyKEEN keeps the best epoch's model in a temporary pickle.
+    """
+
+
+class SafeCheckpointDeviceSLCWATrainingLoop(_SafeCheckpoints, DeviceSLCWATrainingLoop):
+    """The ``deviceslcwa`` loop with the checkpoints of :class:`SafeCheckpointSLCWATrainingLoop`.
+
+    See :class:`~pykeen_vbkgc.DeviceSLCWATrainingLoop`: batches and negatives are drawn on the model's device.
+    """
+
+
+def safe_checkpoint_training_loop(device: torch.device) -> type[SLCWATrainingLoop]:
+    """Return the sLCWA training loop with safe checkpoints for a model on ``device``.
+
+    On accelerators, the loop that draws batches and negatives on the device (PyKEEN's loop makes them on the host
+    and copies them). On the CPU, PyKEEN's loop: the runs of docs/results.md were made with it, and the same seed
+    gives the same run.
+
+    :param device: the model's device
+    :return: :class:`SafeCheckpointSLCWATrainingLoop` on the CPU, else :class:`SafeCheckpointDeviceSLCWATrainingLoop`
+    """
+    return SafeCheckpointSLCWATrainingLoop if device.type == "cpu" else SafeCheckpointDeviceSLCWATrainingLoop
 
 
 _TRAINING_LOOP_LOGGER = logging.getLogger("pykeen.training.training_loop")

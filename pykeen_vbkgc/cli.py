@@ -293,8 +293,9 @@ def train(
     takes the value of --preset.
     """
     from pykeen.pipeline import pipeline
+    from pykeen.utils import resolve_device
 
-    from .checkpoints import SafeCheckpointSLCWATrainingLoop, signals_deferred, signals_interrupt
+    from .checkpoints import safe_checkpoint_training_loop, signals_deferred, signals_interrupt
     from .datasets import TriplesDirectory
     from .features import FeaturesFileError
     from .interaction import normalize_score_terms
@@ -342,7 +343,7 @@ def train(
                 dataset=dataset_instance,
                 model="vbkgc",
                 negative_sampler=sampler,
-                training_loop=SafeCheckpointSLCWATrainingLoop,
+                training_loop=safe_checkpoint_training_loop(resolve_device(device)),
                 **kwargs,
                 epochs=epochs,
                 evaluator_kwargs=dict(batch_size=256),

@@ -146,19 +146,19 @@ def test_two_trains_into_one_output_the_second_is_refused_then_sigterm_keeps_the
     assert staging.is_dir() and not output.exists()
 
 
-def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, tiny_factory, monkeypatch):
+@pytest.mark.parametrize("loop", ["host", "device"])
+def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, tiny_factory, monkeypatch, loop):
     """A process killed while it writes a checkpoint (kill -9) leaves the previous one readable."""
     from pykeen.pipeline import pipeline
 
     from pykeen_vbkgc import checkpoints
-    from pykeen_vbkgc.checkpoints import SafeCheckpointSLCWATrainingLoop
 
     result = pipeline(
         training=tiny_factory,
         testing=tiny_factory,
         model="transe",
         model_kwargs=dict(embedding_dim=4),
-        training_loop=SafeCheckpointSLCWATrainingLoop,
+        training_loop=checkpoints.safe_checkpoint_training_loop(torch.device("cpu" if loop == "host" else "cuda")),
         training_kwargs=dict(
             checkpoint_name="c.pt", checkpoint_directory=tmp_path, checkpoint_frequency=0, use_tqdm=False
         ),
@@ -183,6 +183,56 @@ def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, tiny_factory, mo
     with pytest.raises(KeyboardInterrupt):
         loop._save_state(tmp_path / "c.pt")
     assert read_checkpoint(tmp_path / "c.pt")["epoch"] == 2
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_resumed_pipeline_trains_the_model_of_an_uninterrupted_one(tmp_path, tiny_factory, monkeypatch, device):
+    """Both loops with safe checkpoints (the one the train command picks for ``device``, run here on the CPU)."""
+    from pykeen.pipeline import pipeline
+
+    from pykeen_vbkgc.checkpoints import (
+        SafeCheckpointDeviceSLCWATrainingLoop,
+        SafeCheckpointSLCWATrainingLoop,
+        safe_checkpoint_training_loop,
+    )
+
+    loop = safe_checkpoint_training_loop(torch.device(device))
+    assert loop is (SafeCheckpointSLCWATrainingLoop if device == "cpu" else SafeCheckpointDeviceSLCWATrainingLoop)
+
+    def run(epochs: int, directory):
+        return pipeline(
+            training=tiny_factory,
+            testing=tiny_factory,
+            model="transe",
+            model_kwargs=dict(embedding_dim=4),
+            training_loop=loop,
+            training_kwargs=dict(
+                checkpoint_name="c.pt", checkpoint_directory=directory, checkpoint_frequency=0, batch_size=3
+            ),
+            epochs=epochs,
+            random_seed=0,
+            use_tqdm=False,
+            device="cpu",  # bit for bit: CUDA's scattered additions are not deterministic
+        )
+
+    batches = []
+    process_batch = loop._process_batch
+    monkeypatch.setattr(
+        loop, "_process_batch", lambda self, **kwargs: batches.append(1) or process_batch(self, **kwargs)
+    )
+    whole = run(4, tmp_path / "whole")
+    batches_of_four_epochs = len(batches)
+    run(2, tmp_path / "resumed")
+    batches_of_two_epochs = len(batches) - batches_of_four_epochs
+    resumed = run(4, tmp_path / "resumed")
+    # the resumed run trained epochs 3 and 4 only: 8 triples in batches of 3, 3 batches an epoch (a fresh run also
+    # tries batches for PyKEEN's memory search first)
+    assert len(batches) - batches_of_four_epochs - batches_of_two_epochs == 2 * 3
+    assert batches_of_four_epochs - batches_of_two_epochs == 2 * 3
+    assert isinstance(resumed.training_loop, loop)
+    assert resumed.losses == whole.losses
+    for ours, theirs in zip(resumed.model.parameters(), whole.model.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
 
 
 @pytest.fixture
