@@ -109,7 +109,8 @@ else
     SPEED_ARGS=(--epochs 3)
     # the tests that exercise CUDA paths: models, samplers, loops, pipelines, HPO (the whole suite takes too long)
     TESTS=(tests/test_device_sampling.py tests/test_model.py tests/test_nscaching.py tests/test_pipeline.py
-        tests/test_sampler.py tests/test_loss.py tests/test_hpo_example.py tests/test_nosampling.py tests/test_defaults.py)
+        tests/test_sampler.py tests/test_loss.py tests/test_hpo_example.py tests/test_nosampling.py tests/test_defaults.py
+        tests/test_train_cli.py tests/test_resume.py)
 fi
 
 # 1. where a batch's time goes: phases, host-device synchronisations, top operators (host and device)
