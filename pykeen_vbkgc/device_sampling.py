@@ -34,13 +34,12 @@ from collections.abc import Iterator
 from typing import Literal
 
 import torch
-from pykeen.losses import Loss
 from pykeen.models.base import Model
 from pykeen.regularizers import NoRegularizer, Regularizer
 from pykeen.training import SLCWATrainingLoop
 from pykeen.triples import CoreTriplesFactory
 from pykeen.triples.instances import BatchedSLCWAInstances, SLCWABatch
-from pykeen.typing import FloatTensor, InductiveMode, MappedTriples
+from pykeen.typing import FloatTensor, MappedTriples
 from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = [
@@ -139,31 +138,28 @@ class DeviceSLCWATrainingLoop(SLCWATrainingLoop):
             loss_weighter_kwargs=self.loss_weighter_kwargs,
         )
 
+    #: whether this loop's model is scored in one call per batch (see :func:`scores_rows_independently`); decided at
+    #: the first batch (the model's modules are fixed by then), not per batch: the check walks all modules
+    _one_call: bool | None = None
+
     # docstr-coverage: inherited
-    @staticmethod
-    def _process_batch_static(
-        model: Model,
-        loss: Loss,
-        mode: InductiveMode | None,
+    def _process_batch(
+        self,
         batch: SLCWABatch,
-        start: int | None,
-        stop: int | None,
+        start: int,
+        stop: int,
         label_smoothing: float = 0.0,
         slice_size: int | None = None,
     ) -> FloatTensor:  # noqa: D102
-        if not scores_rows_independently(model):
-            return SLCWATrainingLoop._process_batch_static(
-                model=model,
-                loss=loss,
-                mode=mode,
-                batch=batch,
-                start=start,
-                stop=stop,
-                label_smoothing=label_smoothing,
-                slice_size=slice_size,
+        if self._one_call is None:
+            self._one_call = scores_rows_independently(self.model)
+        if not self._one_call:
+            return super()._process_batch(
+                batch=batch, start=start, stop=stop, label_smoothing=label_smoothing, slice_size=slice_size
             )
         if slice_size is not None:
             raise AttributeError("Slicing is not possible for sLCWA training loops.")
+        model = self.model
         # as PyKEEN's loop: a filter keeps the negatives it marks; the copies to the model's device are no-ops but
         # for samplers that draw on the host (e.g., nscaching)
         device = model.device
@@ -184,15 +180,15 @@ class DeviceSLCWATrainingLoop(SLCWATrainingLoop):
         negative_batch = negative_batch.view(-1, 3)
         # split, not sliced: the backward of a split is one concatenation, that of two slices two zero-filled copies
         positive_scores, negative_scores = model.score_hrt(
-            torch.cat([positive_batch, negative_batch]), mode=mode
+            torch.cat([positive_batch, negative_batch]), mode=self.mode
         ).split([positive_batch.shape[0], negative_batch.shape[0]])
         return (
-            loss.process_slcwa_scores(
+            self.loss.process_slcwa_scores(
                 positive_scores=positive_scores,
                 negative_scores=negative_scores.view(*negative_shape),
                 label_smoothing=label_smoothing,
                 batch_filter=positive_filter,
-                num_entities=model._get_entity_len(mode=mode),
+                num_entities=model._get_entity_len(mode=self.mode),
                 pos_weights=pos_weights,
                 neg_weights=neg_weights,
             )
