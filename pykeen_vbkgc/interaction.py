@@ -235,6 +235,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         structural: FloatTensor,
         multimodal: FloatTensor,
         twins: tuple[FloatTensor, FloatTensor] | None = None,
+        relations: FloatTensor | None = None,
     ) -> FloatTensor:
         r"""Stack the (normalised) pieces of plain entities into one table for :meth:`score_rows`.
 
@@ -242,10 +243,12 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         :param multimodal: shape: ``(n, d)``; $\mathbf{e}_m$ of the same entities
         :param twins: shape: ``(k, d)`` each; $\mathbf{e}_s$ of replaced entities and $\mathbf{e}'_m$ of the
             sampled ones: their sum pieces (see :meth:`twins_sum_pieces`) follow as rows $3n, \dots, 3n + k - 1$
-        :return: shape: ``(3n, d)`` (or ``(3n + k, d)``); the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s +
-            \mathbf{e}_m]$ for all entities, each block in entity order, L2-normalised if ``normalize``
+        :param relations: shape: ``(q, d)``; the relation vectors, appended last (normalised with the rest: only where
+            ``normalize`` and ``normalize_relations`` agree)
+        :return: shape: ``(3n + k + q, d)``; the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$
+            for all entities, each block in entity order, then the optional rows, L2-normalised if ``normalize``
         """
-        return piece_table(structural, multimodal, normalize=self.normalize, twins=twins)
+        return piece_table(structural, multimodal, normalize=self.normalize, twins=twins, relations=relations)
 
     def twins_sum_pieces(self, structural_original: FloatTensor, multimodal_replacement: FloatTensor) -> FloatTensor:
         r"""Return the (normalised) argument $\mathbf{e}_s + \mathbf{e}'_m$ of the ``all`` term of twins negatives.
@@ -260,7 +263,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         self,
         table: FloatTensor,
         h_index: LongTensor,
-        relations: FloatTensor,
+        relations: FloatTensor | None,
         r_index: LongTensor,
         t_index: LongTensor,
         twins_sums: FloatTensor | None = None,
@@ -274,19 +277,20 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
 
         :param table: shape: ``(m, d)``; the piece table
         :param h_index: shape: ``(n, 4)``; the table rows of the four pieces of each head
-        :param relations: shape: ``(num_relations, d)``; all relation representations, not yet normalised
-        :param r_index: shape: ``(n,)``; the relation of each triple
+        :param relations: shape: ``(num_relations, d)``; all relation representations, not yet normalised; None if
+            they are rows of the table (see :meth:`piece_table`)
+        :param r_index: shape: ``(n,)``; the relation of each triple, or with ``relations`` None its table row
         :param t_index: shape: ``(n, 4)``; the table rows of the four pieces of each tail
         :param twins_sums: shape: ``(k, d)``; the sum pieces of twins ids (see :meth:`twins_sum_pieces`); the index
             $m + j$ of the last piece means row $j$ of these
         :return: shape: ``(n,)``; the scores
         """
-        if self.normalize_relations:
+        if relations is not None and self.normalize_relations:
             # normalise the (small) relation table, not one row per triple
             relations = unit_rows(relations)
         return term_distances(
             table,
-            relations.index_select(0, r_index),
+            None if relations is None else relations.index_select(0, r_index),
             h_index,
             t_index,
             head_pieces=self.head_pieces,
@@ -295,6 +299,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             extra=twins_sums,
             extra_piece=3,
             weights=self.term_weights,
+            r_index=r_index if relations is None else None,
         )
 
     def _pairwise_distance(self, queries: FloatTensor, candidates: FloatTensor) -> FloatTensor:

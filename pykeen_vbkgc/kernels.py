@@ -451,15 +451,18 @@ def _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces):
 
 
 class _DenseTermDistances(torch.autograd.Function):
-    r"""The dense variant of :func:`term_distances` (for $p \in \{1, 2\}$): all rows and terms at once."""
+    r"""The dense variant of :func:`term_distances` (for $p \in \{1, 2\}$): all rows and terms at once.
+
+    The relation vectors are ``r``, or, where ``r`` is None, the rows ``r_index`` of the table.
+    """
 
     @staticmethod
-    def forward(ctx, table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weights):
+    def forward(ctx, table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weights, r_index):
         rows, heads, tails = _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces)
         # shape: (n, terms, d)
-        difference = rows[heads] + r.unsqueeze(dim=1) - rows[tails]
+        difference = rows[heads] + (rows[r_index] if r is None else r).unsqueeze(dim=1) - rows[tails]
         distances = _norm(difference, p=p)
-        ctx.save_for_backward(rows, r, heads, tails)
+        ctx.save_for_backward(rows, r, heads, tails, r_index)
         ctx.settings = (table.shape[0], extra is not None, p, weights)
         if weights is not None:
             distances = distances * weights
@@ -467,9 +470,9 @@ class _DenseTermDistances(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        rows, r, heads, tails = ctx.saved_tensors
+        rows, r, heads, tails, r_index = ctx.saved_tensors
         num_table_rows, has_extra, p, weights = ctx.settings
-        difference = rows[heads] + r.unsqueeze(dim=1) - rows[tails]
+        difference = rows[heads] + (rows[r_index] if r is None else r).unsqueeze(dim=1) - rows[tails]
         # d(-||x||_p)/dx for p = 1: -sign(x); for p = 2: -x / ||x|| (0 at x = 0, as autograd's subgradient)
         if p == 1:
             direction = difference.sign_()
@@ -485,16 +488,18 @@ class _DenseTermDistances(torch.autograd.Function):
             grad_rows = rows.new_zeros(rows.shape)
             grad_rows.index_add_(0, heads.reshape(-1), direction.reshape(-1, dim))
             grad_rows.index_add_(0, tails.reshape(-1), direction.reshape(-1, dim), alpha=-1)
+            if r is None:
+                grad_rows.index_add_(0, r_index, direction.sum(dim=1))
             grad_table = grad_rows[:num_table_rows]
             grad_extra = grad_rows[num_table_rows:] if has_extra else None
         if ctx.needs_input_grad[2]:
             grad_r = direction.sum(dim=1)
-        return grad_table, grad_extra, grad_r, None, None, None, None, None, None
+        return grad_table, grad_extra, grad_r, None, None, None, None, None, None, None
 
 
 def term_distances(
     table: FloatTensor,
-    r: FloatTensor,
+    r: FloatTensor | None,
     h_index: LongTensor,
     t_index: LongTensor,
     head_pieces: Sequence[int],
@@ -503,6 +508,7 @@ def term_distances(
     extra: FloatTensor | None = None,
     extra_piece: int | None = None,
     weights: Sequence[float] | None = None,
+    r_index: LongTensor | None = None,
 ) -> FloatTensor:
     r"""Sum the negative TransE terms of rows whose entity arguments are rows of a table.
 
@@ -519,7 +525,7 @@ def term_distances(
     :meth:`~torch.Tensor.index_add_` per side in the backward and no host-device synchronisation.
 
     :param table: shape: (m, d); the piece table
-    :param r: shape: (n, d); the relation vector of each row
+    :param r: shape: (n, d); the relation vector of each row; None if ``r_index`` points to them in the table
     :param h_index: shape: (n, num_pieces); the table rows of the head's pieces
     :param t_index: shape: (n, num_pieces); the table rows of the tail's pieces
     :param head_pieces: for each term, the head piece it uses (a column of ``h_index``)
@@ -528,6 +534,8 @@ def term_distances(
     :param extra: shape: (k, d); further rows for the piece ``extra_piece``
     :param extra_piece: the only piece whose index may point into ``extra``
     :param weights: one non-negative weight per term; default: all 1
+    :param r_index: shape: (n,); with ``r`` None, the table row of each row's relation vector (on the dense path the
+        kernel gathers them and adds their gradient into the table's; elsewhere they are gathered first)
     :return: shape: (n,); the summed negative distances
     """
     head_pieces, tail_pieces = tuple(head_pieces), tuple(tail_pieces)
@@ -535,15 +543,21 @@ def term_distances(
     twins_piece = extra_piece
     if extra is None:
         extra_piece = None
+    dense = uses_dense_path(table.device) and p in (1, 2)
+    if r is None and not dense:
+        # only the dense kernel gathers the relation rows itself
+        r = table.index_select(0, r_index)
     # about eight element operations per term and dimension, forward and backward
-    large = r.numel() * len(head_pieces) * 8 >= _COMPILE_MIN_WORK
+    large = h_index.shape[0] * table.shape[1] * len(head_pieces) * 8 >= _COMPILE_MIN_WORK
     if p not in (1, 2):
         # generic p: let autograd differentiate the gathers and norms
         return _forward_kernel(table, extra, r, h_index, t_index, head_pieces, tail_pieces, extra_piece, p, weights)
-    if uses_dense_path(table.device):
+    if dense:
         # every piece may point into extra here; unit weights need no multiplication
         weight_tensor = None if all(weight == 1 for weight in weights) else _constant(weights, table.device)
-        return _DenseTermDistances.apply(table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weight_tensor)
+        return _DenseTermDistances.apply(
+            table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weight_tensor, r_index
+        )
     if extra is None and twins_piece is not None:
         # rows without extra rows (the positives) run the same compiled kernels as rows with them: two zero rows
         # that no index points to (Dynamo specialises sizes 0 and 1), instead of a second graph to compile
@@ -596,12 +610,15 @@ def _piece_table(
     structural: FloatTensor,
     multimodal: FloatTensor,
     normalize: bool,
-    *twins: FloatTensor,
+    *more: FloatTensor,
     unit: Callable = functional.normalize,
 ) -> FloatTensor:
+    # more: the twins summands (two tables), then the relations, or the relations only (see piece_table)
     pieces = [structural, multimodal, structural + multimodal]
-    if twins:
-        pieces.append(twins[0] + twins[1])
+    if len(more) >= 2:
+        pieces.append(more[0] + more[1])
+    if len(more) % 2:
+        pieces.append(more[-1])
     table = torch.cat(pieces, dim=0)
     return unit(table) if normalize else table
 
@@ -614,27 +631,30 @@ def piece_table(
     multimodal: FloatTensor,
     normalize: bool,
     twins: tuple[FloatTensor, FloatTensor] | None = None,
+    relations: FloatTensor | None = None,
 ) -> FloatTensor:
     r"""Stack $[\mathbf{S}; \mathbf{M}; \mathbf{S} + \mathbf{M}]$ row-wise, each row L2-normalised if ``normalize``.
 
     With ``twins`` $= (\mathbf{A}, \mathbf{B})$, the rows $\mathbf{A} + \mathbf{B}$ follow (the sum pieces of twins
-    pairs, see :func:`sum_rows`), normalised with the others: one normalisation instead of two, for the accelerators'
-    path, where each operator is a kernel launch. Large tables are built (and differentiated) by one fused kernel.
+    pairs, see :func:`sum_rows`), then the rows of ``relations``, all normalised with the others: one normalisation
+    instead of three, for the accelerators' path, where each operator is a kernel launch. Large tables are built (and
+    differentiated) by one fused kernel.
 
     :param structural: shape: (n, d)
     :param multimodal: shape: (n, d)
     :param normalize: whether to L2-normalise each row
     :param twins: shape: (k, d) each; the summands of further rows
-    :return: shape: (3n, d), or (3n + k, d) with ``twins``
+    :param relations: shape: (q, d); rows to append last
+    :return: shape: (3n + k + q, d), with k = 0 without ``twins`` and q = 0 without ``relations``
     """
     # about 24 element operations per entry, forward and backward, and a dozen eager kernels: compiled pays from
     # 100k entries (14.5k entities at d = 8: 1.0 against 2.9 ms per step)
     large = structural.numel() * 96 >= _COMPILE_MIN_WORK
+    more = (*(twins or ()), *(() if relations is None else (relations,)))
+    # one compiled kernel per combination of inputs
+    name = "piece_table" + ("_with_twins" if twins else "") + ("_with_relations" if relations is not None else "")
     # compiled, Inductor differentiates functional.normalize; eager (and on accelerators), unit_rows launches fewer
-    name = "piece_table" if twins is None else "piece_table_with_twins"
-    return run_fused(
-        name, _piece_table, large, structural, multimodal, normalize, *(twins or ()), fallback=_eager_piece_table
-    )
+    return run_fused(name, _piece_table, large, structural, multimodal, normalize, *more, fallback=_eager_piece_table)
 
 
 def _sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool, unit: Callable = functional.normalize) -> FloatTensor:

@@ -311,10 +311,15 @@ class VBKGC(
         sums = None
         dense = uses_dense_path(hrt_batch.device)
         structural, multimodal, table = self._entity_tables(piece_table=not dense)
+        (relation_representation,) = self.relation_representations
+        relations = relation_representation(indices=None)
+        r_index = hrt_batch[:, 1]
         if dense:
             # on accelerators, testing for twins ids and selecting them would synchronise with the device: the sum
             # piece of every position (cheap there) follows the entities' pieces in one table, and the twins
-            # positions point to theirs
+            # positions point to theirs; where relations are normalised as entities are, their rows follow, too
+            # (one normalisation, each operator being a kernel launch)
+            in_table = self.interaction.normalize and self.interaction.normalize_relations
             table = self.interaction.piece_table(
                 structural,
                 multimodal,
@@ -322,12 +327,15 @@ class VBKGC(
                     structural.index_select(0, original.reshape(-1)),
                     multimodal.index_select(0, replacement.reshape(-1)),
                 ),
+                relations=relations if in_table else None,
             )
             if table.requires_grad:
                 table.register_hook(self._forget_tables)
             start = 3 * num_entities
             positions = torch.arange(start, start + entities.numel(), device=entities.device).view_as(entities)
             sum_index = torch.where(twins, positions, sum_index)
+            if in_table:
+                relations, r_index = None, r_index + (start + entities.numel())
         # per side the table rows of the pieces (e_s, e_s original, e_m, e_s original + e_m), see piece_table
         index = torch.stack([replacement, original, replacement + num_entities, sum_index], dim=-1)
         # the dense kernels take views of the index; each copy would be one more kernel launch
@@ -350,14 +358,8 @@ class VBKGC(
             # contiguous copies, not views: the storage offset of a view is one more size that compiled kernels
             # guard on (and compile again for)
             h_index, t_index = h_index.contiguous(), t_index.contiguous()
-        (relations,) = self.relation_representations
         return self.interaction.score_rows(
-            table=table,
-            h_index=h_index,
-            relations=relations(indices=None),
-            r_index=hrt_batch[:, 1],
-            t_index=t_index,
-            twins_sums=sums,
+            table=table, h_index=h_index, relations=relations, r_index=r_index, t_index=t_index, twins_sums=sums
         ).unsqueeze(dim=-1)
 
     def score_t(

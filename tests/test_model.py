@@ -537,6 +537,41 @@ def test_training_path_scores_and_gradients_equal_autograd(
         assert kernels_module._compiled[f"{name}_p{p}"] is not False
 
 
+@pytest.mark.parametrize("path", ["cpu", "dense"])
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("term_weights", [None, "mm=0.25,all=3,sm=0"], ids=["unweighted", "weighted"])
+def test_normalised_relations_equal_autograd(tiny_factory, tiny_features, monkeypatch, path, p, term_weights):
+    """Normalised relations (all presets) equal autograd; the accelerators' path reads them from the piece table.
+
+    There the relation rows are normalised with the entities' pieces, and the term kernel gathers them by index and
+    adds their gradient into the table's (for p = 3, the generic path gathers them first).
+    """
+    monkeypatch.setattr(kernels_module, "_COMPILE_MIN_WORK", 10**15)
+    monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", path == "dense")
+    model = VBKGC(
+        triples_factory=tiny_factory,
+        features=tiny_features,
+        embedding_dim=4,
+        scoring_fct_norm=p,
+        normalize=True,
+        normalize_relations=True,
+        term_weights=term_weights,
+        random_seed=5,
+    )
+    tables = []
+    piece_table = model.interaction.piece_table
+    monkeypatch.setattr(
+        model.interaction,
+        "piece_table",
+        lambda *args, **kwargs: tables.append(kwargs.get("relations") is not None) or piece_table(*args, **kwargs),
+    )
+    hrt = _mixed_batch(model.num_entities)
+    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
+
+    _assert_training_path_equals_autograd(model, hrt, weights)
+    assert tables[0] == (path == "dense")
+
+
 @pytest.mark.parametrize("path", ["eager", "compiled", "fused", "fused-compiled"])
 @pytest.mark.parametrize("p", [1, 2])
 def test_rows_without_twins_ids_equal_autograd(tiny_factory, tiny_features, monkeypatch, path, p):
