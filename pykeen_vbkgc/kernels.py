@@ -453,7 +453,9 @@ def _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces):
 class _DenseTermDistances(torch.autograd.Function):
     r"""The dense variant of :func:`term_distances` (for $p \in \{1, 2\}$): all rows and terms at once.
 
-    The relation vectors are ``r``, or, where ``r`` is None, the rows ``r_index`` of the table.
+    The relation vectors are ``r``, or, where ``r`` is None, the rows ``r_index`` of the table. The differences are
+    kept for the backward instead of gathered again (memory for launches: accelerators have the one, and each
+    operator costs a launch).
     """
 
     @staticmethod
@@ -462,7 +464,7 @@ class _DenseTermDistances(torch.autograd.Function):
         # shape: (n, terms, d)
         difference = rows[heads] + (rows[r_index] if r is None else r).unsqueeze(dim=1) - rows[tails]
         distances = _norm(difference, p=p)
-        ctx.save_for_backward(rows, r, heads, tails, r_index)
+        ctx.save_for_backward(rows, r, heads, tails, r_index, difference, distances if p == 2 else None)
         ctx.settings = (table.shape[0], extra is not None, p, weights)
         if weights is not None:
             distances = distances * weights
@@ -470,14 +472,14 @@ class _DenseTermDistances(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        rows, r, heads, tails, r_index = ctx.saved_tensors
+        rows, r, heads, tails, r_index, difference, norms = ctx.saved_tensors
         num_table_rows, has_extra, p, weights = ctx.settings
-        difference = rows[heads] + (rows[r_index] if r is None else r).unsqueeze(dim=1) - rows[tails]
-        # d(-||x||_p)/dx for p = 1: -sign(x); for p = 2: -x / ||x|| (0 at x = 0, as autograd's subgradient)
+        # d(-||x||_p)/dx for p = 1: -sign(x); for p = 2: -x / ||x|| (0 at x = 0, as autograd's subgradient); not in
+        # place: the saved differences stay intact for another backward (retain_graph)
         if p == 1:
-            direction = difference.sign_()
+            direction = difference.sign()
         else:
-            direction = difference.div_(_norm(difference, p=p).clamp_min(1e-12).unsqueeze(dim=-1))
+            direction = difference / norms.clamp_min(1e-12).unsqueeze(dim=-1)
         coefficient = -grad.unsqueeze(dim=-1)
         if weights is not None:
             coefficient = coefficient * weights

@@ -572,6 +572,22 @@ def test_normalised_relations_equal_autograd(tiny_factory, tiny_features, monkey
     assert tables[0] == (path == "dense")
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_dense_path_backward_twice(tiny_factory, tiny_features, monkeypatch, p):
+    """The dense term kernel keeps its differences for the backward; a second backward (retain_graph) may use them."""
+    monkeypatch.setattr(kernels_module, "_DENSE_ON_CPU", True)
+    model = VBKGC(
+        triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, scoring_fct_norm=p, random_seed=5
+    )
+    scores = model.score_hrt(_mixed_batch(model.num_entities))
+    scores.sum().backward(retain_graph=True)
+    once = [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+    scores.sum().backward()
+    twice = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
+    for first, second in zip(once, twice, strict=True):
+        torch.testing.assert_close(second, 2 * first)
+
+
 @pytest.mark.parametrize("path", ["eager", "compiled", "fused", "fused-compiled"])
 @pytest.mark.parametrize("p", [1, 2])
 def test_rows_without_twins_ids_equal_autograd(tiny_factory, tiny_features, monkeypatch, path, p):
