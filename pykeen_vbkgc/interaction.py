@@ -243,8 +243,8 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         :param multimodal: shape: ``(n, d)``; $\mathbf{e}_m$ of the same entities
         :param twins: shape: ``(k, d)`` each; $\mathbf{e}_s$ of replaced entities and $\mathbf{e}'_m$ of the
             sampled ones: their sum pieces (see :meth:`twins_sum_pieces`) follow as rows $3n, \dots, 3n + k - 1$
-        :param relations: shape: ``(q, d)``; the relation vectors, appended last (normalised with the rest: only where
-            ``normalize`` and ``normalize_relations`` agree)
+        :param relations: shape: ``(q, d)``; the relation vectors, appended last (normalised if ``normalize``: pass
+            them only where ``normalize_relations`` is the same)
         :return: shape: ``(3n + k + q, d)``; the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$
             for all entities, each block in entity order, then the optional rows, L2-normalised if ``normalize``
         """

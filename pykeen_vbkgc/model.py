@@ -317,9 +317,9 @@ class VBKGC(
         if dense:
             # on accelerators, testing for twins ids and selecting them would synchronise with the device: the sum
             # piece of every position (cheap there) follows the entities' pieces in one table, and the twins
-            # positions point to theirs; where relations are normalised as entities are, their rows follow, too
-            # (one normalisation, each operator being a kernel launch)
-            in_table = self.interaction.normalize and self.interaction.normalize_relations
+            # positions point to theirs; where relations are normalised as entities are (or neither is), their rows
+            # follow, too (one normalisation, and no gather of their own: each operator is a kernel launch)
+            in_table = self.interaction.normalize == self.interaction.normalize_relations
             table = self.interaction.piece_table(
                 structural,
                 multimodal,
@@ -471,8 +471,8 @@ class VBKGC(
         projection, so the tables are computed once and reused until the parameters change or a backward pass has
         consumed their graph (sub-batching calls backward before the optimizer step). A caller that builds its own
         piece table from $\mathbf{e}_s$ and $\mathbf{e}_m$ (the accelerators' path, evaluation) passes
-        ``piece_table=False``, gets ``None`` for it unless it was cached, and registers :meth:`_forget_tables` on
-        what it builds.
+        ``piece_table=False``, gets ``None`` for it unless it was cached, and, with gradients, registers
+        :meth:`_forget_tables` on what it builds.
         """
         key = (torch.is_grad_enabled(), tuple((p.data_ptr(), p._version) for p in self.parameters()))
         if self._tables is not None and self._tables[0] == key:
