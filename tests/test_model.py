@@ -529,9 +529,8 @@ def test_training_path_scores_and_gradients_equal_autograd(
         random_seed=5,
     )
     hrt = _mixed_batch(model.num_entities)
-    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
 
-    _assert_training_path_equals_autograd(model, hrt, weights)
+    _assert_training_path_equals_autograd(model, hrt)
     if compiled and p in (1, 2):
         name = "term_distances_backward_scatter" if fused else "term_distances_backward"
         assert kernels_module._compiled[f"{name}_p{p}"] is not False
@@ -566,9 +565,8 @@ def test_normalised_relations_equal_autograd(tiny_factory, tiny_features, monkey
         lambda *args, **kwargs: tables.append(kwargs.get("relations") is not None) or piece_table(*args, **kwargs),
     )
     hrt = _mixed_batch(model.num_entities)
-    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
 
-    _assert_training_path_equals_autograd(model, hrt, weights)
+    _assert_training_path_equals_autograd(model, hrt)
     assert tables[0] == (path == "dense")
 
 
@@ -602,9 +600,8 @@ def test_rows_without_twins_ids_equal_autograd(tiny_factory, tiny_features, monk
     )
     hrt = torch.randint(0, model.num_entities, (40, 3), generator=torch.Generator().manual_seed(2))
     hrt[:, 1] %= 2
-    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
 
-    _assert_training_path_equals_autograd(model, hrt, weights)
+    _assert_training_path_equals_autograd(model, hrt)
 
 
 def test_positives_and_negatives_share_the_compiled_kernels(tiny_factory, tiny_features, monkeypatch):
@@ -927,8 +924,12 @@ def test_pairwise_l1_gradients_are_the_signs_weighted_by_the_upstream_gradient(m
     torch.testing.assert_close(y.grad, y_reference.grad, rtol=1e-5, atol=1e-5)
 
 
-def _assert_training_path_equals_autograd(model: VBKGC, hrt: torch.Tensor, weights: torch.Tensor) -> None:
-    """Check VBKGC's training path (score_hrt) against ERModel.score_hrt, which lets autograd differentiate."""
+def _assert_training_path_equals_autograd(model: VBKGC, hrt: torch.Tensor) -> None:
+    """Check VBKGC's training path (score_hrt) against ERModel.score_hrt, which lets autograd differentiate.
+
+    The gradients are those of a random weighted sum of the scores, the same weights for both.
+    """
+    weights = torch.randn(hrt.shape[0], 1, generator=torch.Generator().manual_seed(1))
 
     def scores_and_gradients(score):
         model.zero_grad()
