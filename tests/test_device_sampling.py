@@ -197,6 +197,24 @@ def test_rejects_the_subgraph_sampler(tiny_factory):
         loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=4, sampler="schlichtkrull", use_tqdm=False)
 
 
+def _first_batch(loop, triples_factory):
+    """Return the first batch of 8 positives (and their negatives) that ``loop`` draws."""
+    loader = loop._create_training_data_loader(
+        triples_factory, sampler=None, batch_size=8, drop_last=False, shuffle=True
+    )
+    return next(iter(loader))
+
+
+def _score_calls(model, monkeypatch) -> list[int]:
+    """Return a list to which each later call of ``model.score_hrt`` appends its number of rows."""
+    calls = []
+    score_hrt = model.score_hrt
+    monkeypatch.setattr(
+        model, "score_hrt", lambda hrt_batch, **kwargs: calls.append(len(hrt_batch)) or score_hrt(hrt_batch, **kwargs)
+    )
+    return calls
+
+
 def _loss_and_gradients(loop, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
     loop.model.zero_grad()
     loss = loop._process_batch(batch=batch, start=0, stop=batch["positives"].shape[0])
@@ -234,17 +252,9 @@ def test_one_call_scores_as_pykeens_two(tiny_factory, tiny_features, monkeypatch
     )
     host = SLCWATrainingLoop(model=model, triples_factory=tiny_factory, **options)
     device = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory, **options)
-    batch = next(
-        iter(
-            device._create_training_data_loader(tiny_factory, sampler=None, batch_size=8, drop_last=False, shuffle=True)
-        )
-    )
+    batch = _first_batch(device, tiny_factory)
     assert ("masks" in batch) == filtered and ("pos_weights" in batch) == weighted
-    calls = []
-    score_hrt = model.score_hrt
-    monkeypatch.setattr(
-        model, "score_hrt", lambda hrt_batch, **kwargs: calls.append(len(hrt_batch)) or score_hrt(hrt_batch, **kwargs)
-    )
+    calls = _score_calls(model, monkeypatch)
     host_loss, host_gradients = _loss_and_gradients(host, batch)
     num_negatives = sum(calls[1:])
     assert calls == [8, num_negatives]
@@ -273,16 +283,8 @@ def test_models_whose_calls_interact_keep_two_calls(tiny_factory, tiny_features,
     assert scores_rows_independently(TransE(triples_factory=tiny_factory, embedding_dim=4))
     host = SLCWATrainingLoop(model=model, triples_factory=tiny_factory)
     device = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory)
-    batch = next(
-        iter(
-            device._create_training_data_loader(tiny_factory, sampler=None, batch_size=8, drop_last=False, shuffle=True)
-        )
-    )
-    calls = []
-    score_hrt = model.score_hrt
-    monkeypatch.setattr(
-        model, "score_hrt", lambda hrt_batch, **kwargs: calls.append(len(hrt_batch)) or score_hrt(hrt_batch, **kwargs)
-    )
+    batch = _first_batch(device, tiny_factory)
+    calls = _score_calls(model, monkeypatch)
     model.eval()  # batch normalisation: the same statistics in both runs
     host_loss, _ = _loss_and_gradients(host, batch)
     device_loss, _ = _loss_and_gradients(device, batch)
