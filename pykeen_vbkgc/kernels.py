@@ -612,15 +612,16 @@ def _piece_table(
     structural: FloatTensor,
     multimodal: FloatTensor,
     normalize: bool,
-    *more: FloatTensor,
+    twins_structural: FloatTensor | None = None,
+    twins_multimodal: FloatTensor | None = None,
+    relations: FloatTensor | None = None,
     unit: Callable = functional.normalize,
 ) -> FloatTensor:
-    # more: the twins summands (two tables), then the relations, or the relations only (see piece_table)
     pieces = [structural, multimodal, structural + multimodal]
-    if len(more) >= 2:
-        pieces.append(more[0] + more[1])
-    if len(more) % 2:
-        pieces.append(more[-1])
+    if twins_structural is not None:
+        pieces.append(twins_structural + twins_multimodal)
+    if relations is not None:
+        pieces.append(relations)
     table = torch.cat(pieces, dim=0)
     return unit(table) if normalize else table
 
@@ -652,11 +653,20 @@ def piece_table(
     # about 24 element operations per entry, forward and backward, and a dozen eager kernels: compiled pays from
     # 100k entries (14.5k entities at d = 8: 1.0 against 2.9 ms per step)
     large = structural.numel() * 96 >= _COMPILE_MIN_WORK
-    more = (*(twins or ()), *(() if relations is None else (relations,)))
     # one compiled kernel per combination of inputs
     name = "piece_table" + ("_with_twins" if twins else "") + ("_with_relations" if relations is not None else "")
     # compiled, Inductor differentiates functional.normalize; eager (and on accelerators), unit_rows launches fewer
-    return run_fused(name, _piece_table, large, structural, multimodal, normalize, *more, fallback=_eager_piece_table)
+    return run_fused(
+        name,
+        _piece_table,
+        large,
+        structural,
+        multimodal,
+        normalize,
+        *(twins or (None, None)),
+        relations,
+        fallback=_eager_piece_table,
+    )
 
 
 def _sum_rows(x: FloatTensor, y: FloatTensor, normalize: bool, unit: Callable = functional.normalize) -> FloatTensor:
