@@ -26,6 +26,7 @@ __all__ = [
     "TwinsView",
     "decode_twins",
     "encode_twins",
+    "encode_corrupted_twins_",
 ]
 
 TwinsSide = Literal["original", "replacement"]
@@ -40,6 +41,20 @@ def encode_twins(original: LongTensor, replacement: LongTensor, num_entities: in
     :return: the twins ids $N (e + 1) + e'$, each at least $N$
     """
     return num_entities * (original + 1) + replacement
+
+
+def encode_corrupted_twins_(original: LongTensor, replacement: LongTensor, num_entities: int) -> LongTensor:
+    """Encode in place the pairs whose replacement differs from the original; the others stay plain ids.
+
+    The result equals ``torch.where(replacement != original, encode_twins(original, replacement, num_entities),
+    replacement)``, written into ``replacement`` with three operators instead of seven (on accelerators each is a
+    kernel launch): $N (e + 1)$ is added where the ids differ.
+
+    :param original: the ids of the entities in the positive triples
+    :param replacement: the ids of the sampled entities, broadcastable with ``original``; overwritten
+    :return: ``replacement``, now holding twins ids where it differed from ``original``
+    """
+    return replacement.addcmul_(replacement != original, original + 1, value=num_entities)
 
 
 def decode_twins(ids: LongTensor, num_entities: int, side: TwinsSide) -> LongTensor:

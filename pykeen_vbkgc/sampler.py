@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import torch
 from pykeen.constants import LABEL_HEAD, LABEL_TAIL, TARGET_TO_INDEX
 from pykeen.sampling.basic_negative_sampler import BasicNegativeSampler
 from pykeen.typing import BoolTensor, LongTensor
 
 from .defaults import BEST
-from .representation import encode_twins
+from .representation import encode_corrupted_twins_
 from .training_loop import calling_training_loop
 from .validation import check_positive_int
 
@@ -90,32 +89,28 @@ class TwinsNegativeSampler(BasicNegativeSampler):
         negative_batch = super().corrupt_batch(positive_batch=positive_batch)
         # filter on the plain triples, before the corrupted entity is twins-encoded
         mask = None if self.filterer is None else self.filterer(negative_batch=negative_batch)
-        return self.encode(positive_batch=positive_batch, negative_batch=negative_batch), mask
+        return self._encode_(positive_batch=positive_batch, negative_batch=negative_batch), mask
 
     # docstr-coverage: inherited
     def corrupt_batch(self, positive_batch: LongTensor) -> LongTensor:  # noqa: D102
-        return self.encode(
+        return self._encode_(
             positive_batch=positive_batch, negative_batch=super().corrupt_batch(positive_batch=positive_batch)
         )
 
-    def encode(self, positive_batch: LongTensor, negative_batch: LongTensor) -> LongTensor:
-        """Replace each corrupted entity of plain negatives by its twins id.
+    def _encode_(self, positive_batch: LongTensor, negative_batch: LongTensor) -> LongTensor:
+        """Replace each corrupted entity of plain negatives by its twins id, in place.
 
         :param positive_batch: shape: ``(*batch_dims, 3)``, the positive triples
-        :param negative_batch: shape: ``(*batch_dims, k, 3)``, plain negatives made from them
-        :return: shape: ``(*batch_dims, k, 3)``, the twins negatives
+        :param negative_batch: shape: ``(*batch_dims, k, 3)``, plain negatives made from them; overwritten
+        :return: ``negative_batch``, now the twins negatives
         """
-        # all entity columns at once (a slice, not a list: a list would be copied to the device): on accelerators
-        # each operator is a kernel launch
+        # all entity columns at once (a slice, not a list: a list would be copied to the device); the basic
+        # corruption never draws the original entity, so a changed id marks the corrupted column
         columns = self._entity_column_slice
-        original = positive_batch.unsqueeze(dim=-2)[..., columns]
-        replacement = negative_batch[..., columns]
-        negative_batch = negative_batch.clone()
-        # the basic corruption never draws the original entity, so a changed id marks the corrupted column
-        negative_batch[..., columns] = torch.where(
-            replacement != original,
-            encode_twins(original=original, replacement=replacement, num_entities=self.num_entities),
-            replacement,
+        encode_corrupted_twins_(
+            original=positive_batch.unsqueeze(dim=-2)[..., columns],
+            replacement=negative_batch[..., columns],
+            num_entities=self.num_entities,
         )
         return negative_batch
 

@@ -7,7 +7,7 @@ from pykeen.sampling import negative_sampler_resolver
 from pykeen.training import SLCWATrainingLoop
 
 from pykeen_vbkgc import VBKGC, MeanMarginRankingLoss, TwinsNegativeSampler
-from pykeen_vbkgc.representation import decode_twins, encode_twins
+from pykeen_vbkgc.representation import decode_twins, encode_corrupted_twins_, encode_twins
 from pykeen_vbkgc.sampler import TwinsNotSupportedError
 
 
@@ -24,6 +24,23 @@ def test_encode_decode_round_trip():
     assert torch.equal(decode_twins(plain, n, "replacement"), plain)
     with pytest.raises(ValueError, match="Invalid twins side"):
         decode_twins(plain, n, "both")
+
+
+def test_encoding_in_place_keeps_unchanged_ids_plain():
+    n = 5
+    # two negatives per positive of a (2, 2, 2) batch of head and tail columns, broadcast as in the sampler
+    original = torch.tensor([[[0, 3]], [[4, 1]]])
+    replacement = torch.tensor([[[2, 3], [0, 1]], [[4, 0], [4, 1]]])
+    expected = torch.tensor([[[5 * 1 + 2, 3], [0, 5 * 4 + 1]], [[4, 5 * 2 + 0], [4, 1]]])
+    out = replacement.clone()
+    assert encode_corrupted_twins_(original, out, n) is out
+    assert torch.equal(out, expected)
+    assert torch.equal(out, torch.where(replacement != original, encode_twins(original, replacement, n), replacement))
+    # a strided view (the entity columns of a batch) is written through
+    batch = torch.zeros(2, 2, 3, dtype=torch.long)
+    batch[..., 0:3:2] = replacement
+    encode_corrupted_twins_(original, batch[..., 0:3:2], n)
+    assert torch.equal(batch[..., 0:3:2], expected) and not batch[..., 1].any()
 
 
 def test_registered_by_name():
