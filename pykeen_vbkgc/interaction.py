@@ -236,6 +236,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
         multimodal: FloatTensor,
         twins: tuple[FloatTensor, FloatTensor] | None = None,
         relations: FloatTensor | None = None,
+        sums: bool = True,
     ) -> FloatTensor:
         r"""Stack the (normalised) pieces of plain entities into one table for :meth:`score_rows`.
 
@@ -245,10 +246,14 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             sampled ones: their sum pieces (see :meth:`twins_sum_pieces`) follow as rows $3n, \dots, 3n + k - 1$
         :param relations: shape: ``(q, d)``; the relation vectors, appended last (normalised if ``normalize``: pass
             them only where ``normalize_relations`` is the same)
+        :param sums: whether the block $\mathbf{e}_s + \mathbf{e}_m$ is in the table; without it (for ``twins``
+            with a sum piece for every position), the optional rows start at $2n$
         :return: shape: ``(3n + k + q, d)``; the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$
             for all entities, each block in entity order, then the optional rows, L2-normalised if ``normalize``
         """
-        return piece_table(structural, multimodal, normalize=self.normalize, twins=twins, relations=relations)
+        return piece_table(
+            structural, multimodal, normalize=self.normalize, twins=twins, relations=relations, sums=sums
+        )
 
     def twins_sum_pieces(self, structural_original: FloatTensor, multimodal_replacement: FloatTensor) -> FloatTensor:
         r"""Return the (normalised) argument $\mathbf{e}_s + \mathbf{e}'_m$ of the ``all`` term of twins negatives.

@@ -615,9 +615,10 @@ def _piece_table(
     twins_structural: FloatTensor | None = None,
     twins_multimodal: FloatTensor | None = None,
     relations: FloatTensor | None = None,
+    sums: bool = True,
     unit: Callable = functional.normalize,
 ) -> FloatTensor:
-    pieces = [structural, multimodal, structural + multimodal]
+    pieces = [structural, multimodal, structural + multimodal] if sums else [structural, multimodal]
     if twins_structural is not None:
         pieces.append(twins_structural + twins_multimodal)
     if relations is not None:
@@ -635,26 +636,35 @@ def piece_table(
     normalize: bool,
     twins: tuple[FloatTensor, FloatTensor] | None = None,
     relations: FloatTensor | None = None,
+    sums: bool = True,
 ) -> FloatTensor:
     r"""Stack $[\mathbf{S}; \mathbf{M}; \mathbf{S} + \mathbf{M}]$ row-wise, each row L2-normalised if ``normalize``.
 
     With ``twins`` $= (\mathbf{A}, \mathbf{B})$, the rows $\mathbf{A} + \mathbf{B}$ follow (the sum pieces of twins
     pairs, see :func:`sum_rows`), then the rows of ``relations``, all normalised with the others: one normalisation
-    instead of three, for the accelerators' path, where each operator is a kernel launch. Large tables are built (and
-    differentiated) by one fused kernel.
+    instead of three, for the accelerators' path, where each operator is a kernel launch. Where ``twins`` holds the
+    sum piece of every position of a batch, the block $\mathbf{S} + \mathbf{M}$ is not needed: ``sums=False``
+    leaves it out. Large tables are built (and differentiated) by one fused kernel.
 
     :param structural: shape: (n, d)
     :param multimodal: shape: (n, d)
     :param normalize: whether to L2-normalise each row
     :param twins: shape: (k, d) each; the summands of further rows
     :param relations: shape: (q, d); rows to append last
-    :return: shape: (3n + k + q, d), with k = 0 without ``twins`` and q = 0 without ``relations``
+    :param sums: whether the block $\mathbf{S} + \mathbf{M}$ follows $\mathbf{M}$
+    :return: shape: (3n + k + q, d) (with ``sums=False``: (2n + k + q, d)), with k = 0 without ``twins`` and q = 0
+        without ``relations``
     """
     # about 24 element operations per entry, forward and backward, and a dozen eager kernels: compiled pays from
     # 100k entries (14.5k entities at d = 8: 1.0 against 2.9 ms per step)
     large = structural.numel() * 96 >= _COMPILE_MIN_WORK
     # one compiled kernel per combination of inputs
-    name = "piece_table" + ("_with_twins" if twins else "") + ("_with_relations" if relations is not None else "")
+    name = (
+        "piece_table"
+        + ("" if sums else "_without_sums")
+        + ("_with_twins" if twins else "")
+        + ("_with_relations" if relations is not None else "")
+    )
     # compiled, Inductor differentiates functional.normalize; eager (and on accelerators), unit_rows launches fewer
     return run_fused(
         name,
@@ -665,6 +675,7 @@ def piece_table(
         normalize,
         *(twins or (None, None)),
         relations,
+        sums,
         fallback=_eager_piece_table,
     )
 

@@ -307,7 +307,6 @@ class VBKGC(
         twins = entities >= num_entities
         replacement = entities % num_entities
         original = torch.where(twins, entities // num_entities - 1, entities)
-        sum_index = entities + 2 * num_entities
         sums = None
         dense = uses_dense_path(hrt_batch.device)
         structural, multimodal, table = self._entity_tables(piece_table=not dense)
@@ -315,10 +314,10 @@ class VBKGC(
         relations = relation_representation(indices=None)
         r_index = hrt_batch[:, 1]
         if dense:
-            # on accelerators, testing for twins ids and selecting them would synchronise with the device: the sum
-            # piece of every position (cheap there) follows the entities' pieces in one table, and the twins
-            # positions point to theirs; where relations are normalised as entities are (or neither is), their rows
-            # follow, too (one normalisation, and no gather of their own: each operator is a kernel launch)
+            # on accelerators, testing for twins ids and selecting them would synchronise with the device: every
+            # position gets its own sum piece n(e_s original + e_m) (cheap there; for plain ids the row of e_s + e_m),
+            # which follows e_s and e_m in one table; where relations are normalised as entities are (or neither is),
+            # their rows follow, too (one normalisation, and no gather of their own: each operator is a kernel launch)
             in_table = self.interaction.normalize == self.interaction.normalize_relations
             table = self.interaction.piece_table(
                 structural,
@@ -328,14 +327,16 @@ class VBKGC(
                     multimodal.index_select(0, replacement.reshape(-1)),
                 ),
                 relations=relations if in_table else None,
+                sums=False,
             )
             if table.requires_grad:
                 table.register_hook(self._forget_tables)
-            start = 3 * num_entities
-            positions = torch.arange(start, start + entities.numel(), device=entities.device).view_as(entities)
-            sum_index = torch.where(twins, positions, sum_index)
+            start = 2 * num_entities
+            sum_index = torch.arange(start, start + entities.numel(), device=entities.device).view_as(entities)
             if in_table:
                 relations, r_index = None, r_index + (start + entities.numel())
+        else:
+            sum_index = entities + 2 * num_entities
         # per side the table rows of the pieces (e_s, e_s original, e_m, e_s original + e_m), see piece_table
         index = torch.stack([replacement, original, replacement + num_entities, sum_index], dim=-1)
         # the dense kernels take views of the index; each copy would be one more kernel launch
