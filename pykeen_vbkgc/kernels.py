@@ -441,13 +441,19 @@ def _columns(index: LongTensor, columns: list[int]) -> LongTensor:
     return index if columns == list(range(index.shape[1])) else index[:, columns]
 
 
-def _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces):
-    """Return the rows (table, then extra) and, per term, the row of its head and of its tail, shape: (n, terms)."""
+def _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces, r_index):
+    """Return the rows (table, then extra) and the rows each term reads, shape: (3, terms, n), or (2, terms, n).
+
+    Per term: the row of its head, of its relation (only with ``r_index``: the relations are rows of the table) and of
+    its tail; one stack of column views, so that one gather fetches them all (a list index would be copied to the
+    device, a synchronisation; each operator is a kernel launch).
+    """
     rows = table if extra is None else torch.cat([table, extra], dim=0)
-    # stacks of column views, not indexing with a list: a list would be copied to the device (a synchronisation)
-    heads = torch.stack([h_index[:, a] for a in head_pieces], dim=1)
-    tails = torch.stack([t_index[:, b] for b in tail_pieces], dim=1)
-    return rows, heads, tails
+    columns = [h_index[:, a] for a in head_pieces]
+    if r_index is not None:
+        columns += [r_index] * len(head_pieces)
+    columns += [t_index[:, b] for b in tail_pieces]
+    return rows, torch.stack(columns).view(-1, len(head_pieces), h_index.shape[0])
 
 
 class _DenseTermDistances(torch.autograd.Function):
@@ -455,24 +461,31 @@ class _DenseTermDistances(torch.autograd.Function):
 
     The relation vectors are ``r``, or, where ``r`` is None, the rows ``r_index`` of the table. The differences are
     kept for the backward instead of gathered again (memory for launches: accelerators have the one, and each
-    operator costs a launch).
+    operator costs a launch). Terms come first in the intermediate tensors (shape: (terms, n, d)), so that each
+    term's rows are contiguous.
     """
 
     @staticmethod
     def forward(ctx, table, extra, r, h_index, t_index, head_pieces, tail_pieces, p, weights, r_index):
-        rows, heads, tails = _dense_rows(table, extra, h_index, t_index, head_pieces, tail_pieces)
-        # shape: (n, terms, d)
-        difference = rows[heads] + (rows[r_index] if r is None else r).unsqueeze(dim=1) - rows[tails]
+        rows, index = _dense_rows(
+            table, extra, h_index, t_index, head_pieces, tail_pieces, r_index if r is None else None
+        )
+        gathered = rows[index]
+        # shape: (terms, n, d)
+        if r is None:
+            difference = gathered[0] + gathered[1] - gathered[2]
+        else:
+            difference = gathered[0] + r - gathered[1]
         distances = _norm(difference, p=p)
-        ctx.save_for_backward(rows, r, heads, tails, r_index, difference, distances if p == 2 else None)
+        ctx.save_for_backward(rows, r, index, r_index, difference, distances if p == 2 else None)
         ctx.settings = (table.shape[0], extra is not None, p, weights)
         if weights is not None:
-            distances = distances * weights
-        return -distances.sum(dim=-1)
+            distances = distances * weights.unsqueeze(dim=-1)
+        return -distances.sum(dim=0)
 
     @staticmethod
     def backward(ctx, grad):
-        rows, r, heads, tails, r_index, difference, norms = ctx.saved_tensors
+        rows, r, index, r_index, difference, norms = ctx.saved_tensors
         num_table_rows, has_extra, p, weights = ctx.settings
         # d(-||x||_p)/dx for p = 1: -sign(x); for p = 2: -x / ||x|| (0 at x = 0, as autograd's subgradient); not in
         # place: the saved differences stay intact for another backward (retain_graph)
@@ -480,22 +493,23 @@ class _DenseTermDistances(torch.autograd.Function):
             direction = difference.sign()
         else:
             direction = difference / norms.clamp_min(1e-12).unsqueeze(dim=-1)
-        coefficient = -grad.unsqueeze(dim=-1)
+        coefficient = -grad
         if weights is not None:
-            coefficient = coefficient * weights
+            coefficient = coefficient * weights.unsqueeze(dim=-1)
         direction = direction.mul_(coefficient.unsqueeze(dim=-1))
         grad_table = grad_extra = grad_r = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             dim = rows.shape[1]
             grad_rows = rows.new_zeros(rows.shape)
-            grad_rows.index_add_(0, heads.reshape(-1), direction.reshape(-1, dim))
-            grad_rows.index_add_(0, tails.reshape(-1), direction.reshape(-1, dim), alpha=-1)
+            # heads and tails: the first and the last block of the index, each contiguous
+            grad_rows.index_add_(0, index[0].reshape(-1), direction.reshape(-1, dim))
+            grad_rows.index_add_(0, index[-1].reshape(-1), direction.reshape(-1, dim), alpha=-1)
             if r is None:
-                grad_rows.index_add_(0, r_index, direction.sum(dim=1))
+                grad_rows.index_add_(0, r_index, direction.sum(dim=0))
             grad_table = grad_rows[:num_table_rows]
             grad_extra = grad_rows[num_table_rows:] if has_extra else None
         if ctx.needs_input_grad[2]:
-            grad_r = direction.sum(dim=1)
+            grad_r = direction.sum(dim=0)
         return grad_table, grad_extra, grad_r, None, None, None, None, None, None, None
 
 
