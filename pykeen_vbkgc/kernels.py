@@ -493,23 +493,23 @@ class _DenseTermDistances(torch.autograd.Function):
             direction = difference.sign()
         else:
             direction = difference / norms.clamp_min(1e-12).unsqueeze(dim=-1)
-        coefficient = -grad
-        if weights is not None:
-            coefficient = coefficient * weights.unsqueeze(dim=-1)
+        coefficient = grad if weights is None else grad * weights.unsqueeze(dim=-1)
+        # the gradient of the score (the negative distance) with respect to the difference is -coefficient times
+        # this; the sign goes into index_add_'s alpha (one operator less)
         direction = direction.mul_(coefficient.unsqueeze(dim=-1))
         grad_table = grad_extra = grad_r = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             dim = rows.shape[1]
             grad_rows = rows.new_zeros(rows.shape)
             # heads and tails: the first and the last block of the index, each contiguous
-            grad_rows.index_add_(0, index[0].reshape(-1), direction.reshape(-1, dim))
-            grad_rows.index_add_(0, index[-1].reshape(-1), direction.reshape(-1, dim), alpha=-1)
+            grad_rows.index_add_(0, index[0].reshape(-1), direction.reshape(-1, dim), alpha=-1)
+            grad_rows.index_add_(0, index[-1].reshape(-1), direction.reshape(-1, dim))
             if r is None:
-                grad_rows.index_add_(0, r_index, direction.sum(dim=0))
+                grad_rows.index_add_(0, r_index, direction.sum(dim=0), alpha=-1)
             grad_table = grad_rows[:num_table_rows]
             grad_extra = grad_rows[num_table_rows:] if has_extra else None
         if ctx.needs_input_grad[2]:
-            grad_r = direction.sum(dim=0)
+            grad_r = direction.sum(dim=0).neg_()
         return grad_table, grad_extra, grad_r, None, None, None, None, None, None, None
 
 
