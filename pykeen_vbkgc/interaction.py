@@ -248,8 +248,9 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             them only where ``normalize_relations`` is the same)
         :param sums: whether the block $\mathbf{e}_s + \mathbf{e}_m$ is in the table; without it (for ``twins``
             with a sum piece for every position), the optional rows start at $2n$
-        :return: shape: ``(3n + k + q, d)``; the rows $[\mathbf{e}_s; \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$
-            for all entities, each block in entity order, then the optional rows, L2-normalised if ``normalize``
+        :return: shape: ``(3n + k + q, d)``, without ``sums`` ``(2n + k + q, d)``; the rows $[\mathbf{e}_s;
+            \mathbf{e}_m; \mathbf{e}_s + \mathbf{e}_m]$ for all entities, each block in entity order, then the optional
+            rows, L2-normalised if ``normalize``
         """
         return piece_table(
             structural, multimodal, normalize=self.normalize, twins=twins, relations=relations, sums=sums
