@@ -107,6 +107,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scoring-fct-norm", type=int, choices=(1, 2), default=1, help="VBKGC's distance (2 is the BEST preset's)"
     )
+    parser.add_argument(
+        "--term-weights", default=None, help="VBKGC's term weights, e.g. the FB15k-237 preset's (default: all 1)"
+    )
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -121,6 +124,7 @@ def make_models(train, args, device: torch.device, training_loop: str = "slcwa")
         features=torch.randn(train.num_entities, args.feature_dim),
         embedding_dim=args.embedding_dim,
         scoring_fct_norm=args.scoring_fct_norm,
+        term_weights=args.term_weights,
         loss=MeanMarginRankingLoss(margin=6.0),
         random_seed=0,
     ).to(device)
