@@ -1,5 +1,6 @@
 """Keeping freed memory in the process: glibc's thresholds, left alone where the user chose them."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -29,7 +30,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _page_faults(mode: str) -> int:
-    environment = {"PATH": "/usr/bin:/bin"}
+    # without malloc settings of this environment, which would make the defaults' run another one
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("MALLOC_") and name != "GLIBC_TUNABLES"
+    }
     return int(
         subprocess.run(
             [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True, env=environment
