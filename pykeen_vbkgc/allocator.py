@@ -7,7 +7,8 @@ the kernel zero-fills each 4 KiB page at its first touch (a minor page fault). :
 mmap threshold to glibc's maximum (32 MiB) and the trim threshold to 2 GiB: freed blocks stay in the process, where
 the next batch reuses them. The values of the tensors, and so the training, are the same; the process's resident
 memory stays at its peak instead of shrinking between batches. Measured in docs/speed.md (FB15k-237, d = 128, 2 CPU
-cores: VBKGC+twins' epoch about a fifth shorter, TransE's a quarter, with a quarter of the page faults).
+cores, 16 negatives: VBKGC+twins' epoch about a fifth shorter, TransE's a quarter, with a quarter of the page faults;
+64 negatives: two fifths and a half shorter).
 
 The ``pykeen-vbkgc`` command calls it at its start. A program that trains through :func:`pykeen.pipeline.pipeline`
 may call it first, or set the same thresholds for any process through glibc's environment variables::
