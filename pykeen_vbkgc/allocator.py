@@ -8,7 +8,8 @@ mmap threshold to glibc's maximum (32 MiB) and the trim threshold to 2 GiB: free
 the next batch reuses them. The values of the tensors, and so the training, are the same; the process's resident
 memory stays at its peak instead of shrinking between batches. Measured in docs/speed.md (FB15k-237, d = 128, 2 CPU
 cores, 16 negatives: VBKGC+twins' epoch about a fifth shorter, TransE's a quarter, with a quarter of the page faults;
-64 negatives: two fifths and a half shorter).
+64 negatives: two fifths and half). Blocks above 32 MiB are still mapped afresh: turning glibc's ``mmap`` off
+altogether was faster at 64 negatives, but its heap fragmented and grew by half in one of two runs.
 
 The ``pykeen-vbkgc`` command calls it at its start. A program that trains through :func:`pykeen.pipeline.pipeline`
 may call it first, or set the same thresholds for any process through glibc's environment variables::
