@@ -304,9 +304,8 @@ class VBKGC(
             return super().score_hrt(hrt_batch=hrt_batch, mode=mode)
         num_entities = self.num_entities
         entities = hrt_batch[:, 0::2]
-        twins = entities >= num_entities
-        replacement = entities % num_entities
-        original = torch.where(twins, entities // num_entities - 1, entities)
+        replacement = decode_twins(entities, num_entities=num_entities, side="replacement")
+        original = decode_twins(entities, num_entities=num_entities, side="original")
         sums = None
         dense = uses_dense_path(hrt_batch.device)
         structural, multimodal, table = self._entity_tables(piece_table=not dense)
@@ -343,7 +342,7 @@ class VBKGC(
         h_index, t_index = index[:, 0], index[:, 1]
         if not dense:
             # the positions of the twins ids, searched once (each boolean selection would search the mask again)
-            positions = twins.reshape(-1).nonzero().squeeze(dim=1)
+            positions = (entities >= num_entities).reshape(-1).nonzero().squeeze(dim=1)
             if positions.numel():
                 # the sum piece of a twins pair (e, e') is n(e_s + e'_m): one extra row per twins id, after the
                 # table; index_select, not indexing: its backward is an index_add_, much faster than index_put_
