@@ -25,6 +25,7 @@ from .defaults import PRESETS, Preset, get_preset
 from .device_option import check_device
 from .encoders.cli import encode, merge_features
 from .run_files import RUN_RECORD
+from .validation import FLOAT32_MAX, FLOAT32_TINY
 
 __all__ = [
     "as_triples_directory",
@@ -36,12 +37,15 @@ __all__ = [
     "open_triples_directory",
     "quiet_library_logs",
     "run",
+    "SEED_RANGE",
     "settings_options",
 ]
 
 
 #: the metrics printed after training (filtered, realistic ranks)
 REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hits_at_10")
+#: the seeds NumPy's generator takes (PyKEEN seeds it, too)
+SEED_RANGE = click.IntRange(0, 2**32 - 1)
 
 
 @click.group()
@@ -170,7 +174,9 @@ def settings_options(command):
         ),
         click.option(
             "--projection-lr-scale",
-            **positive,
+            # W is stored divided by the scale
+            type=FiniteFloatRange(min=FLOAT32_TINY),
+            default=None,
             help="Factor on the learning rate of the projection W. " + _from_preset("projection_lr_scale"),
         ),
         click.option(
@@ -204,15 +210,18 @@ def settings_options(command):
 
 
 class FiniteFloatRange(click.FloatRange):
-    """A click float range that refuses ``nan`` and ``inf``.
+    """A click float range that refuses ``nan``, ``inf`` and numbers beyond float32's range.
 
-    Click's own range lets them through, and they fail only after training has started.
+    Click's own range lets them through, and they fail only after training has started (the model computes in
+    float32, where 1e300 is infinite).
     """
 
     def convert(self, value, param, ctx) -> float:  # noqa: D102
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number.", param, ctx)
+        if abs(number) > FLOAT32_MAX:
+            self.fail(f"{number} is beyond float32's range (at most {FLOAT32_MAX:.4g}).", param, ctx)
         return number
 
 
@@ -267,7 +276,9 @@ def _from_preset(field: str) -> str:
     help="Which TransE terms to sum, comma separated: ss (structural), mm (multimodal), sm and ms (cross-modal), "
     "all (both embeddings added).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same model.")
+@click.option(
+    "--seed", type=SEED_RANGE, default=0, show_default=True, help="Random seed: the same seed gives the same model."
+)
 @click.option("--device", default=None, callback=check_device, help="e.g. cpu or cuda; default: cuda if available")
 @click.option(
     "--output",

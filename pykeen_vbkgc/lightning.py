@@ -69,7 +69,7 @@ from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInst
 from pykeen.typing import FloatTensor
 
 from .allocator import keep_freed_memory
-from .cli import dataset_options, quiet_library_logs, settings_options
+from .cli import SEED_RANGE, dataset_options, quiet_library_logs, settings_options
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
@@ -465,7 +465,7 @@ REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hit
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--precision", default=None, help="e.g. bf16-mixed; default 32-true")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="Per device.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED_RANGE, default=0, show_default=True)
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Save model and metrics here.")
 def main(
     dataset: str,

@@ -9,6 +9,7 @@ from pykeen.losses import MarginPairwiseLoss, UnsupportedLabelSmoothingError
 from pykeen.typing import BoolTensor, FloatTensor
 
 from .defaults import BEST
+from .validation import check_float32
 
 __all__ = [
     "MeanMarginRankingLoss",
@@ -50,8 +51,7 @@ class MeanMarginRankingLoss(MarginPairwiseLoss):
         """
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
-        if not margin >= 0:
-            raise ValueError(f"margin must be non-negative, got {margin!r}.")
+        check_float32("margin", margin)
         super().__init__(margin=margin, margin_activation="relu", reduction=reduction)
 
     def process_slcwa_scores(

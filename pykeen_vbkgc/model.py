@@ -34,7 +34,7 @@ from .kernels import uses_dense_path
 from .neighbours import NeighbourVote, standardised
 from .preset_loss import PresetLoss
 from .representation import TwinsView, decode_twins
-from .validation import check_positive_int
+from .validation import FLOAT32_TINY, check_float32, check_positive_int
 
 __all__ = [
     "MIN_FEATURE_COVERAGE",
@@ -203,7 +203,7 @@ class VBKGC(
             if value is not None:
                 check_positive_int(name, value)
         if neighbour_weight is not None:
-            _check_neighbour_weight(neighbour_weight)
+            check_float32("neighbour_weight", neighbour_weight)
         if neighbour_mirror_gate is not None and not isinstance(neighbour_mirror_gate, bool):
             raise ValueError(f"neighbour_mirror_gate must be True or False, got {neighbour_mirror_gate!r}.")
         if kwargs.get("random_seed") is not None:
@@ -516,18 +516,12 @@ def _select(scores: FloatTensor, candidates: LongTensor | None) -> FloatTensor:
     return scores.gather(1, candidates)
 
 
-def _check_neighbour_weight(weight: object) -> None:
-    """Refuse a weight of the neighbours' vote that is not a finite number at least 0."""
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
-        raise ValueError(f"neighbour_weight must be a finite number of at least 0, got {weight!r}.")
-
-
 class _ScaledLinear(nn.Linear):
     r"""A linear layer $x \mapsto s V x$ whose parameters $V$ are stored divided by $s$ (a learning-rate scale)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool, scale: float) -> None:
-        if not scale > 0:
-            raise ValueError(f"projection_lr_scale must be positive, got {scale}.")
+        # the parameters are stored divided by the scale: its reciprocal must be a finite float32
+        check_float32("projection_lr_scale", scale, minimum=FLOAT32_TINY)
         self.scale = scale
         super().__init__(in_features, out_features, bias=bias)
 

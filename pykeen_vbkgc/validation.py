@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import numbers
+
 __all__ = [
+    "FLOAT32_MAX",
+    "FLOAT32_TINY",
+    "check_float32",
     "check_positive_int",
 ]
+
+#: the largest finite float32: a setting beyond it becomes infinite in the model's arithmetic
+FLOAT32_MAX = 3.4028234663852886e38
+#: the smallest normal float32
+FLOAT32_TINY = 2.0**-126
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -17,4 +27,23 @@ def check_positive_int(name: str, value: object) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def check_float32(name: str, value: object, *, minimum: float = 0.0) -> float:
+    """Return ``value`` if it is a real number (not a bool) from ``minimum`` to :data:`FLOAT32_MAX`, else raise.
+
+    Settings such as margins enter float32 arithmetic: a finite Python float beyond float32's range would make the
+    loss infinite only once training has started.
+
+    :param name: the argument's name, for the message
+    :param value: the value to check
+    :param minimum: the smallest value allowed
+    :return: the value
+    :raises ValueError: ``"<name> must be a number from <minimum> to 3.403e+38 (float32's range), got <value>."``
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not minimum <= value <= FLOAT32_MAX:
+        raise ValueError(
+            f"{name} must be a number from {minimum:.4g} to {FLOAT32_MAX:.4g} (float32's range), got {value!r}."
+        )
     return value

@@ -218,6 +218,18 @@ def test_ddp_cpu_two_processes(tmp_path):
     assert metrics["trained_mrr"] > metrics["untrained_mrr"], metrics
 
 
+def test_cli_refuses_a_seed_that_numpy_cannot_take(tmp_path):
+    from pykeen_vbkgc.lightning import main
+
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--epochs", "1", "--output", str(output), "--seed", "-1"])
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr.splitlines()[-1] == "Error: Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."
+    )
+    assert not output.exists()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

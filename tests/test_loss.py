@@ -58,9 +58,15 @@ def test_a_batch_whose_negatives_were_all_filtered_gives_zero_not_nan():
     assert MeanMarginRankingLoss().process_lcwa_scores(predictions, torch.ones(2, 3)).item() == 0.0
 
 
-def test_negative_margin_is_refused():
-    with pytest.raises(ValueError, match=r"^margin must be non-negative, got -1.0.$"):
-        MeanMarginRankingLoss(margin=-1.0)
+@pytest.mark.parametrize("margin", [-1.0, float("nan"), float("inf"), 1e300, "1", True])
+def test_a_margin_outside_float32_is_refused(margin):
+    # 1e300 is a finite Python float, but it makes the float32 loss infinite
+    with pytest.raises(ValueError) as error:
+        MeanMarginRankingLoss(margin=margin)
+    assert str(error.value) == f"margin must be a number from 0 to 3.403e+38 (float32's range), got {margin!r}."
+
+
+def test_zero_margin_is_allowed():
     assert MeanMarginRankingLoss(margin=0.0).margin == 0.0
 
 

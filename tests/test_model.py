@@ -866,8 +866,13 @@ def test_projection_lr_scale_slows_only_the_projection_under_adam(tiny_factory, 
     torch.testing.assert_close(steps[1.0][1].abs(), torch.full_like(steps[1.0][1], 0.01), rtol=1e-3, atol=1e-6)
     torch.testing.assert_close(steps[0.1][1], 0.1 * steps[1.0][1], rtol=1e-3, atol=1e-7)
     torch.testing.assert_close(steps[0.1][2], steps[1.0][2])
-    with pytest.raises(ValueError, match="projection_lr_scale must be positive"):
-        VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, projection_lr_scale=0.0)
+    # W is stored divided by the scale: 1e-45 (a float32 subnormal) would make it infinite
+    for scale in (0.0, 1e-45, float("inf")):
+        with pytest.raises(
+            ValueError,
+            match=r"^projection_lr_scale must be a number from 1\.175e-38 to 3\.403e\+38 \(float32's range\), got ",
+        ):
+            VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, projection_lr_scale=scale)
 
 
 def test_pairwise_l1_falls_back_to_cdist_when_compilation_fails(monkeypatch):

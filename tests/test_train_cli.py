@@ -272,6 +272,15 @@ ALL_TERMS = "['ss', 'mm', 'sm', 'ms', 'all']"
         (["--margin", "nan"], "Invalid value for '--margin': nan is not a finite number."),
         (["--margin", "inf"], "Invalid value for '--margin': inf is not a finite number."),
         (["--projection-lr-scale", "inf"], "Invalid value for '--projection-lr-scale': inf is not a finite number."),
+        # finite, but infinite in the model's float32 (the loss, resp. W stored divided by the scale)
+        (["--margin", "1e300"], "Invalid value for '--margin': 1e+300 is beyond float32's range (at most 3.403e+38)."),
+        (
+            ["--projection-lr-scale", "1e-45"],
+            "Invalid value for '--projection-lr-scale': 1e-45 is not in the range x>=1.1754943508222875e-38.",
+        ),
+        # NumPy's generator takes seeds from 0 to 2**32 - 1
+        (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
+        (["--seed", "4294967296"], "Invalid value for '--seed': 4294967296 is not in the range 0<=x<=4294967295."),
         (["--neighbour-weight", "inf"], "Invalid value for '--neighbour-weight': inf is not a finite number."),
         (["--neighbour-weight", "-1"], "Invalid value for '--neighbour-weight': -1.0 is not in the range x>=0."),
         (["--device", "bogus"], "Invalid value for '--device': 'bogus' is not a device; use e.g. cpu, cuda or cuda:1."),
