@@ -90,7 +90,11 @@ class Preset:
     neighbour_mirror_gate: bool = False
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Return the keyword arguments of :class:`~pykeen_vbkgc.VBKGC` set by this preset."""
+        """Return the keyword arguments of :class:`~pykeen_vbkgc.VBKGC` set by this preset.
+
+        The number of voting neighbours is left to the model, which takes this preset's, at most the number of
+        entities minus one.
+        """
         return dict(
             # settings left at None resolve against this preset, not the dataset's (see VBKGC)
             preset=self.name,
@@ -102,7 +106,6 @@ class Preset:
             term_weights=self.term_weights,
             relation_initializer=self.relation_initializer,
             neighbour_weight=self.neighbour_weight,
-            num_neighbours=self.num_neighbours,
             neighbour_mirror_gate=self.neighbour_mirror_gate,
         )
 

@@ -231,6 +231,9 @@ def test_neighbour_settings(factory, features):
     model = VBKGC(triples_factory=factory, features=features, embedding_dim=4)
     assert (model.neighbour_weight, model.neighbour_vote.num_neighbours) == (0.05, 3)
     assert (FB15K237_PRESET.neighbour_weight, FB15K237_PRESET.num_neighbours) == (0.05, 50)
+    # the same with the preset's keyword arguments, as pipeline(**FB15K237_PRESET.pipeline_kwargs()) passes them
+    model = VBKGC(triples_factory=factory, features=features, **{**FB15K237_PRESET.model_kwargs(), "embedding_dim": 4})
+    assert (model.neighbour_weight, model.neighbour_vote.num_neighbours) == (0.05, 3)
     assert VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0).neighbour_vote is None
     assert not model.neighbour_vote.mirror_gate
     # WN9's votes only for the queries that no mirrored training triple answers
