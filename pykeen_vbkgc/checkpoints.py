@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from pykeen.stoppers import NopStopper
 from pykeen.training import SLCWATrainingLoop
+from pykeen.training.training_loop import CheckpointMismatchError
 
 from .device_sampling import DeviceSLCWATrainingLoop
 from .replacing import replacing
@@ -112,7 +113,14 @@ class _SafeCheckpoints:
         buffer = io.BytesIO()
         torch.save(read_checkpoint(path), buffer)
         buffer.seek(0)
-        return super()._load_state(path=buffer, triples_factory=triples_factory)
+        try:
+            return super()._load_state(path=buffer, triples_factory=triples_factory)
+        except CheckpointMismatchError:
+            # PyKEEN's message would name the buffer
+            raise CheckpointMismatchError(
+                f"The checkpoint {path} was saved with another model or optimizer (e.g., other training triples, "
+                "features or settings); it cannot resume this run."
+            ) from None
 
 
 class SafeCheckpointSLCWATrainingLoop(_SafeCheckpoints, SLCWATrainingLoop):

@@ -406,7 +406,16 @@ def _train_failed(error: BaseException, staging) -> None:
     """
     import signal
 
+    from pykeen.training.training_loop import CheckpointMismatchError
+
     kept = None if staging is None else staging.close()
+    if isinstance(error, CheckpointMismatchError) and kept is not None:
+        # the command's options match the checkpoint's run (staging checks them), its files' contents do not
+        raise click.ClickException(
+            f"the checkpoint of epoch {kept} in {staging.display} does not fit this run: it was saved with another "
+            "model or optimizer (e.g., the training triples or the features file changed since). Restore them to "
+            f"resume, or delete {staging.display} to start afresh."
+        ) from None
     if isinstance(error, KeyboardInterrupt):
         signum = getattr(error, "signum", signal.SIGINT)
         stopped = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"

@@ -146,6 +146,60 @@ def test_two_trains_into_one_output_the_second_is_refused_then_sigterm_keeps_the
     assert staging.is_dir() and not output.exists()
 
 
+def test_a_checkpoint_that_no_longer_fits_the_data_is_reported_in_one_line_and_kept(tmp_path):
+    """The same command, but the training triples changed since the checkpoint: its model has another shape."""
+    import shutil
+
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    graph = tmp_path / "graph"
+    graph.mkdir()
+    for name in ("train.txt", "valid.txt", "test.txt", "features.safetensors"):
+        shutil.copy(MultimodalDemo.package_directory / name, graph / name)
+    output = tmp_path / "run"
+    staging = tmp_path / "run.incomplete"
+    command = ("--dataset", str(graph), "--epochs", "1000")
+    process = _start(output, *command)
+    _wait_for_checkpoint(process, staging)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    epoch = read_checkpoint(staging / CHECKPOINT_NAME)["epoch"]
+    with (graph / "train.txt").open("a") as file:
+        file.write("a_new_entity\t_hyponym\tn00004475\n")
+    result = CliRunner().invoke(main, [*TRAIN, *command, "--output", str(output)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: the checkpoint of epoch {epoch} in {staging} does not fit this run: it was saved with another model "
+        "or optimizer (e.g., the training triples or the features file changed since). Restore them to resume, or "
+        f"delete {staging} to start afresh."
+    )
+    assert "Traceback" not in result.output
+    assert read_checkpoint(staging / CHECKPOINT_NAME)["epoch"] == epoch and not output.exists()
+
+
+def test_a_checkpoint_of_another_model_names_its_file(tmp_path, tiny_factory):
+    """PyKEEN's message would name the in-memory buffer the safe loop reads the checkpoint into."""
+    from pykeen.models import TransE
+    from pykeen.training.training_loop import CheckpointMismatchError
+
+    from pykeen_vbkgc.checkpoints import SafeCheckpointSLCWATrainingLoop
+
+    path = tmp_path / "c.pt"
+    for dim in (4, 6):
+        loop = SafeCheckpointSLCWATrainingLoop(
+            model=TransE(triples_factory=tiny_factory, embedding_dim=dim), triples_factory=tiny_factory
+        )
+        if dim == 4:
+            loop._save_state(path)
+    with pytest.raises(CheckpointMismatchError) as error:
+        loop._load_state(path)
+    assert str(error.value) == (
+        f"The checkpoint {path} was saved with another model or optimizer (e.g., other training triples, features "
+        "or settings); it cannot resume this run."
+    )
+
+
 @pytest.mark.parametrize("loop", ["host", "device"])
 def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, tiny_factory, monkeypatch, loop):
     """A process killed while it writes a checkpoint (kill -9) leaves the previous one readable."""
