@@ -402,7 +402,16 @@ class MultimodalDataset(LazyDataset):
                 continue
             logger.info("downloading %s from %s", name, remote.url)
             with replacing(path, suffix=".part") as partial:
-                download(remote.url, partial, backend="urllib", force=True)
+                try:
+                    download(remote.url, partial, backend="urllib", force=True)
+                except OSError as error:  # pystow's DownloadError and urllib's URLError are OSErrors
+                    how = f"set {self.directory_env} or pass directory=" if self.directory_env else "pass directory="
+                    # pystow's own message names the temporary file, which is gone
+                    cause = getattr(error, "exc", error)
+                    raise DatasetFilesError(
+                        f"{self.__class__.__name__}: cannot download {name} from {remote.url}: {cause}. Without "
+                        f"internet access, copy the files to a directory and {how} (see docs/datasets.md)."
+                    ) from error
                 actual = sha256sum(partial)
                 if actual != remote.sha256:
                     raise ChecksumError(

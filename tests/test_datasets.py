@@ -343,6 +343,31 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch):
     assert not list(cache.glob(".*.part"))
 
 
+def test_a_failed_download_is_one_message_and_leaves_nothing(tmp_path, monkeypatch):
+    import urllib.error
+
+    from pystow.utils import DownloadError
+
+    _fake_remote(monkeypatch, write_tiny_fb(tmp_path / "source", checksums=False))
+
+    def offline(url, path, **kwargs):
+        Path(path).write_text("the first bytes")
+        raise DownloadError(
+            "urllib", url, path, urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        )
+
+    monkeypatch.setattr(datasets_module, "download", offline)
+    with pytest.raises(DatasetFilesError) as error:
+        FB15k237Multimodal(cache_root=tmp_path / "cache")
+    first = next(iter(FB15k237Multimodal.remote_files))
+    assert str(error.value) == (
+        f"FB15k237Multimodal: cannot download {first} from https://example.org/{first}: <urlopen error [Errno -3] "
+        "Temporary failure in name resolution>. Without internet access, copy the files to a directory and set "
+        "PYKEEN_VBKGC_FB15K237_DIR or pass directory= (see docs/datasets.md)."
+    )
+    assert list((tmp_path / "cache" / "fb15k237multimodal").iterdir()) == []
+
+
 def test_wn9_has_no_download(tmp_path):
     with pytest.raises(DatasetFilesError, match=r"lacks 4 required file\(s\).*RAR archive"):
         WN9(cache_root=tmp_path / "cache")
