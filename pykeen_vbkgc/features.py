@@ -79,6 +79,8 @@ class EntityFeatures:
     num_images: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.labels, str) or not all(isinstance(label, str) for label in self.labels):
+            raise FeaturesFileError("labels must be a sequence of strings, one per row.")
         object.__setattr__(self, "labels", tuple(self.labels))
         validate_matrix(self.vectors, name="vectors")
         if len(self.labels) != self.vectors.shape[0]:
@@ -99,6 +101,8 @@ class EntityFeatures:
                 raise FeaturesFileError(f"{len(self.labels)} labels but {num_images.shape[0]} num_images entries.")
             if bool((num_images < 0).any()):
                 raise FeaturesFileError("num_images must not be negative.")
+            # files store int32
+            object.__setattr__(self, "num_images", num_images.long())
         if len(set(self.labels)) != len(self.labels):
             seen: set[str] = set()
             duplicates = sorted({label for label in self.labels if label in seen or seen.add(label)})
@@ -171,11 +175,13 @@ def validate_matrix(matrix: torch.Tensor, *, name: str = "features") -> None:
         raise FeaturesFileError(f"{name} must be a floating point tensor, got {matrix.dtype}.")
     if matrix.shape[1] == 0:
         raise FeaturesFileError(f"{name} has feature dimension 0.")
-    finite = torch.isfinite(matrix).all(dim=1)
+    # files store float32, and the model computes in it: larger finite values would become infinite
+    finite = torch.isfinite(matrix.float()).all(dim=1)
     if not bool(finite.all()):
         bad = (~finite).nonzero().view(-1)
         raise FeaturesFileError(
-            f"{name} contains NaN or infinite values in {bad.numel()} rows (first rows: {bad[:5].tolist()})."
+            f"{name} contains NaN or infinite values, or values beyond float32's range, in {bad.numel()} rows "
+            f"(first rows: {bad[:5].tolist()})."
         )
 
 
@@ -255,13 +261,15 @@ def load_features(path: str | os.PathLike) -> EntityFeatures:
             if "features" not in keys:
                 raise FeaturesFileError(f"{path} has no 'features' tensor.")
             vectors = handle.get_tensor("features")
-            num_images = handle.get_tensor("num_images").long() if "num_images" in keys else None
+            num_images = handle.get_tensor("num_images") if "num_images" in keys else None
     except SafetensorError as error:
         raise FeaturesFileError(f"{path} is not a readable safetensors file: {error}") from error
     try:
         labels = json.loads(header.pop("labels"))
     except (KeyError, json.JSONDecodeError) as error:
         raise FeaturesFileError(f"{path} has no valid 'labels' metadata: {error}") from error
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise FeaturesFileError(f"{path} has no valid 'labels' metadata: it must be a JSON list of strings.")
     for key in _RESERVED_KEYS:
         header.pop(key, None)
     try:

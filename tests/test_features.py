@@ -69,7 +69,10 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
     [
         (dict(labels=["a", "a"], vectors=torch.zeros(2, 2)), "Duplicate entity labels"),
         (dict(labels=["a"], vectors=torch.zeros(2, 2)), "1 labels but 2 feature rows"),
-        (dict(labels=["a"], vectors=torch.tensor([[float("nan")]])), "NaN or infinite values in 1 rows"),
+        (
+            dict(labels=["a"], vectors=torch.tensor([[float("nan")]])),
+            "NaN or infinite values, or values beyond float32's range, in 1 rows",
+        ),
         (dict(labels=["a"], vectors=torch.zeros(1, 2), metadata={"dim": "2"}), r"\['dim'\] are reserved"),
         (dict(labels=["a"], vectors=torch.zeros(1, 2), num_images=torch.tensor([0.5])), "1-D integer tensor"),
         (dict(labels=["a"], vectors=torch.zeros(1, 2), num_images=torch.tensor([-1])), "must not be negative"),
@@ -108,6 +111,48 @@ def test_load_errors(tmp_path):
     )
     with pytest.raises(FeaturesFileError, match="no valid 'labels' metadata"):
         load_features(no_labels)
+
+
+@pytest.mark.parametrize("labels", ["5", '"ab"', "[[0], [1]]", '["a", 1]', '{"a": 0, "b": 1}'])
+def test_labels_metadata_that_is_json_but_not_a_list_of_strings_is_refused(tmp_path, labels):
+    # a JSON string would otherwise be read as one label per character
+    path = tmp_path / "f.safetensors"
+    metadata = {"format": features_module.FORMAT_NAME, "format_version": features_module.FORMAT_VERSION}
+    save_file({"features": torch.zeros(2, 2)}, path, metadata={**metadata, "labels": labels})
+    with pytest.raises(FeaturesFileError) as error:
+        load_features(path)
+    assert str(error.value) == f"{path} has no valid 'labels' metadata: it must be a JSON list of strings."
+
+
+@pytest.mark.parametrize("labels", ["ab", ["a", 1]])
+def test_labels_in_memory_must_be_strings(labels):
+    with pytest.raises(FeaturesFileError) as error:
+        EntityFeatures(labels=labels, vectors=torch.zeros(2, 2))
+    assert str(error.value) == "labels must be a sequence of strings, one per row."
+
+
+def test_num_images_of_a_file_must_be_integers(tmp_path):
+    # read as stored, then checked as in memory (a float count is not truncated)
+    path = tmp_path / "f.safetensors"
+    metadata = {"format": features_module.FORMAT_NAME, "format_version": features_module.FORMAT_VERSION}
+    tensors = {"features": torch.zeros(2, 2), "num_images": torch.tensor([0.5, 2.0])}
+    save_file(tensors, path, metadata={**metadata, "labels": json.dumps(["a", "b"])})
+    with pytest.raises(FeaturesFileError) as error:
+        load_features(path)
+    assert str(error.value) == f"Features file {path}: num_images must be a 1-D integer tensor."
+
+
+def test_values_beyond_float32_are_refused_before_anything_is_written(tmp_path):
+    """Features are stored and used as float32: 1e300 (finite as float64) would become infinite."""
+    vectors = torch.tensor([[0.0, 1.0], [1e300, 0.0]], dtype=torch.float64)
+    with pytest.raises(FeaturesFileError) as error:
+        save_features(tmp_path / "f.safetensors", ["a", "b"], vectors)
+    assert str(error.value) == (
+        "vectors contains NaN or infinite values, or values beyond float32's range, in 1 rows (first rows: [1])."
+    )
+    assert list(tmp_path.iterdir()) == []
+    # float64 within float32's range is fine
+    save_features(tmp_path / "f.safetensors", ["a", "b"], vectors.clamp(max=1e30))
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

@@ -339,7 +339,9 @@ def test_random_features_for_the_ablation(tiny_factory):
         (torch.randn(6), {}, "must be 2-D"),
         (torch.randn(6, 0), {}, "dimension 0"),
         (torch.randint(0, 3, (6, 4)), {}, "floating point"),
-        (torch.full((6, 4), float("nan")), {}, "NaN or infinite values in 6 rows"),
+        (torch.full((6, 4), float("nan")), {}, "NaN or infinite values, or values beyond float32's range, in 6 rows"),
+        # finite as float64, infinite as the model's float32
+        (torch.full((6, 4), 1e300, dtype=torch.float64), {}, "values beyond float32's range, in 6 rows"),
         (torch.randn(6, 4), dict(feature_dim=8), "feature_dim=8 does not match the features' dimension 4"),
         (torch.randn(6, 4), dict(score_terms=["ss", "xx"]), r"Unknown score term\(s\) \['xx'\]"),
         (torch.randn(6, 4), dict(score_terms=[]), "non-empty subset"),

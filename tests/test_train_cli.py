@@ -59,7 +59,11 @@ def _bad_features_files(directory):
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("nan", "Error: Features file {path}: vectors contains NaN or infinite values in 1 rows (first rows: [3])."),
+        (
+            "nan",
+            "Error: Features file {path}: vectors contains NaN or infinite values, or values beyond float32's range, "
+            "in 1 rows (first rows: [3]).",
+        ),
         ("truncated", "Error: {path} is not a readable safetensors file: Error while deserializing header: "),
         ("empty", "Error: {path} is not a readable safetensors file: Error while deserializing header: "),
         ("text", "Error: {path} is not a readable safetensors file: Error while deserializing header: "),
