@@ -21,7 +21,7 @@ from .dataset_loading import (
     open_dataset,
     open_triples_directory,
 )
-from .defaults import PRESETS, Preset, get_preset
+from .defaults import MIN_FEATURE_COVERAGE, PRESETS, Preset, get_preset
 from .device_option import check_device
 from .encoders.cli import encode, merge_features
 from .run_files import RUN_RECORD
@@ -30,6 +30,7 @@ from .validation import FLOAT32_MAX, FLOAT32_TINY
 __all__ = [
     "as_triples_directory",
     "dataset_options",
+    "features_error",
     "load_dataset_and_features",
     "load_run",
     "main",
@@ -79,7 +80,7 @@ _NO_CUDA_NOTICE = _NoCudaNotice()
 
 
 def dataset_options(command):
-    """Add the dataset, dataset directory, features and sampler options of a training command."""
+    """Add the dataset, dataset directory, features (and their coverage) and sampler options of a training command."""
     for option in reversed(
         [
             click.option(
@@ -99,6 +100,14 @@ def dataset_options(command):
                 type=click.Path(dir_okay=False, path_type=Path),
                 help="A features file; defaults to the dataset's own (if it has one), else random features "
                 "(ablation S1, with a warning).",
+            ),
+            click.option(
+                "--min-feature-coverage",
+                type=click.FloatRange(0, 1),
+                default=MIN_FEATURE_COVERAGE,
+                show_default=True,
+                help="The smallest share of the graph's entities that the features file must cover (the others get "
+                "random features); 0 accepts any file.",
             ),
             click.option(
                 "--sampler",
@@ -292,6 +301,7 @@ def train(
     dataset: str,
     dataset_directory: Path | None,
     features: Path | None,
+    min_feature_coverage: float,
     sampler: str,
     settings: Preset,
     epochs: int,
@@ -324,7 +334,9 @@ def train(
         with _output_errors():
             staging.check_output()
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
-    kwargs = settings.pipeline_kwargs(model_kwargs=dict(features=features, score_terms=terms))
+    kwargs = settings.pipeline_kwargs(
+        model_kwargs=dict(features=features, score_terms=terms, min_feature_coverage=min_feature_coverage)
+    )
     if staging is not None:
         # what `evaluate` needs to find the dataset again, and what a resumed run must match
         record = dict(
@@ -367,7 +379,7 @@ def train(
         _train_failed(error, staging)
         if isinstance(error, FeaturesFileError):
             # the model checks the features file when it is built, before any training
-            raise click.ClickException(str(error)) from None
+            raise features_error(error) from None
         raise
     rows = _echo_metrics(result.metric_results)
     click.echo(f"training {result.train_seconds:.1f} s, evaluation {result.evaluate_seconds:.1f} s", err=True)
@@ -437,6 +449,11 @@ def _train_failed(error: BaseException, staging) -> None:
         ) from None
     if kept is not None:
         click.echo(_kept(staging, kept).strip(), err=True)
+
+
+def features_error(error: Exception) -> click.ClickException:
+    """Return the model's complaint about a features file as a command's error, naming the command's option."""
+    return click.ClickException(str(error).replace("min_feature_coverage", "--min-feature-coverage"))
 
 
 def _kept(staging, epoch: int | None) -> str:

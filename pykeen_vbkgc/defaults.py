@@ -35,6 +35,7 @@ from typing import Any
 __all__ = [
     "BEST",
     "FB15K237_PRESET",
+    "MIN_FEATURE_COVERAGE",
     "PAPER",
     "PRESETS",
     "PRESET_METADATA_KEY",
@@ -47,6 +48,10 @@ __all__ = [
 
 #: the key of the training triples' metadata under which a dataset names its preset (see :func:`preset_for`)
 PRESET_METADATA_KEY = "vbkgc_preset"
+
+#: below this fraction of entities with a feature, the model refuses the features unless ``min_feature_coverage`` is
+#: lowered (the other entities would get random features)
+MIN_FEATURE_COVERAGE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

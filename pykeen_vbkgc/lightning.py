@@ -69,9 +69,10 @@ from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInst
 from pykeen.typing import FloatTensor
 
 from .allocator import keep_freed_memory
-from .cli import SEED_RANGE, dataset_options, quiet_library_logs, settings_options
+from .cli import SEED_RANGE, dataset_options, features_error, quiet_library_logs, settings_options
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
+from .features import FeaturesFileError
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 
 try:
@@ -471,6 +472,7 @@ def main(
     dataset: str,
     dataset_directory: Path | None,
     features: Path | None,
+    min_feature_coverage: float,
     feature_dim: int,
     sampler: str,
     settings: Preset,
@@ -496,6 +498,7 @@ def main(
             model="vbkgc",
             model_kwargs=dict(
                 features=features,
+                min_feature_coverage=min_feature_coverage,
                 feature_dim=None if features is not None else feature_dim,
                 **settings.model_kwargs(),
                 loss=settings.loss,
@@ -517,6 +520,9 @@ def main(
         )
     except TrainerSettingsError as error:
         raise click.UsageError(str(error)) from None
+    except FeaturesFileError as error:
+        # the model checks the features file when it is built, before any training
+        raise features_error(error) from None
     if not result.trainer.is_global_zero:
         return
     metrics = result.evaluate()

@@ -21,7 +21,7 @@ from pykeen.typing import FloatTensor, InductiveMode, Initializer, LongTensor
 from pykeen.utils import set_random_seed
 from torch import nn
 
-from .defaults import BEST, Preset, get_preset, preset_for
+from .defaults import BEST, MIN_FEATURE_COVERAGE, Preset, get_preset, preset_for
 from .features import FEATURES_METADATA_KEY, EntityFeatures, FeaturesFileError, load_features, validate_matrix
 from .interaction import (
     MEAN_TERM_WEIGHTS,
@@ -47,9 +47,6 @@ logger = logging.getLogger(__name__)
 #: the hidden size of VisualBERT, i.e., the width of random features for the "w/o VisualBERT" ablation
 DEFAULT_FEATURE_DIM = 768
 
-#: below this fraction of entities with a feature, the model refuses the features unless ``min_feature_coverage`` is
-#: lowered (the other entities would get random features)
-MIN_FEATURE_COVERAGE = 0.5
 #: below this fraction of entities with a feature, the model warns
 WARN_FEATURE_COVERAGE = 0.9
 
@@ -679,7 +676,7 @@ def _check_coverage(num_covered: int, num_entities: int, min_coverage: float, so
     if coverage < min_coverage:
         raise FeaturesFileError(
             f"{message}, more than the accepted {1 - min_coverage:.0%}. Check that the features were encoded for "
-            "this graph, or pass min_feature_coverage=0 to accept them anyway."
+            "this graph, or lower min_feature_coverage (e.g. to 0) to accept them anyway."
         )
     if coverage < WARN_FEATURE_COVERAGE:
         logger.warning(f"{message}.")

@@ -390,8 +390,8 @@ def test_low_feature_coverage_is_an_error_unless_accepted(tiny_factory, tiny_fea
         VBKGC(triples_factory=tiny_factory, features=path)
     assert str(info.value) == (
         f"the features file {path} covers only 2 of 6 entities (33.3%); the other 4 get random features, more than "
-        "the accepted 50%. Check that the features were encoded for this graph, or pass min_feature_coverage=0 to "
-        "accept them anyway."
+        "the accepted 50%. Check that the features were encoded for this graph, or lower min_feature_coverage (e.g. "
+        "to 0) to accept them anyway."
     )
     with caplog.at_level(logging.WARNING, logger="pykeen_vbkgc.model"):
         VBKGC(triples_factory=tiny_factory, features=path, min_feature_coverage=0, random_seed=0)

@@ -79,6 +79,39 @@ def test_train_reports_a_bad_features_file_in_one_line(tmp_path, name, message):
     assert not output.exists()  # nothing left behind
 
 
+def test_train_and_lightning_accept_a_low_feature_coverage_only_when_told(tmp_path):
+    """The model's advice names the commands' option, which passes the setting on."""
+    from pykeen_vbkgc.datasets import MultimodalDemo
+    from pykeen_vbkgc.features import load_features, save_features
+    from pykeen_vbkgc.lightning import main as lightning_main
+
+    demo = load_features(MultimodalDemo().features_path)
+    path = save_features(tmp_path / "third.safetensors", demo.labels[:166], demo.vectors[:166])
+    output = tmp_path / "run"
+    for command, arguments in [(main, ["train"]), (lightning_main, [])]:
+        result = CliRunner().invoke(
+            command, [*arguments, "--epochs", "1", "--features", str(path), "--output", str(output)]
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.splitlines()[-1] == (
+            f"Error: the features file {path} covers only 166 of 500 entities (33.2%); the other 334 get random "
+            "features, more than the accepted 50%. Check that the features were encoded for this graph, or lower "
+            "--min-feature-coverage (e.g. to 0) to accept them anyway."
+        )
+        assert "Traceback" not in result.output and not output.exists()
+    arguments = ["train", "--epochs", "1", "--embedding-dim", "8", "--features", str(path), "--output", str(output)]
+    result = CliRunner().invoke(main, [*arguments, "--min-feature-coverage", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("both")
+    # the saved run keeps the setting: evaluate rebuilds the model with it
+    assert json.loads((output / "vbkgc_model.json").read_text())["model_kwargs"]["min_feature_coverage"] == 0.3
+    result = CliRunner().invoke(main, ["train", "--min-feature-coverage", "1.5"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--min-feature-coverage': 1.5 is not in the range 0<=x<=1."
+    )
+
+
 @pytest.mark.parametrize("command", [["train"], ["encode", "--encoder", "text", "-o", "features.safetensors"]])
 @pytest.mark.parametrize("dataset", ["nations", "multimodaldemo"])
 def test_train_and_encode_refuse_a_directory_for_a_dataset_without_one(tmp_path, dataset, command):
