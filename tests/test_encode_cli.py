@@ -132,6 +132,37 @@ def test_bad_input_errors(base_args, enc_texts_file, enc_images, tmp_path):
     assert not output.exists() and not output.with_name("f.safetensors.partial").exists()
 
 
+def test_paths_that_cannot_be_read_or_written_are_one_line_errors(base_args, enc_texts_file, tmp_path, monkeypatch):
+    # an output "directory" that is a file: found before any model is loaded, not by an OSError after encoding
+    blocked = tmp_path / "blocked.txt"
+    blocked.write_text("a file")
+    for command, arguments in [(encode, base_args), (merge_features, [tmp_path / "in.safetensors"])]:
+        if command is merge_features:
+            (tmp_path / "in.safetensors").write_bytes(b"")
+        code, text = _run(command, [*arguments, "-o", blocked / "sub" / "f.safetensors"])
+        assert code == 2, text
+        assert text.splitlines()[-1] == (
+            f"Error: Cannot write {blocked / 'sub' / 'f.safetensors'}: {blocked} is a file, not a directory."
+        )
+    # a directory for --texts
+    code, text = _run(encode, ["--encoder", "text", "--texts", tmp_path, "-o", tmp_path / "f.safetensors"])
+    assert code == 1
+    assert text.splitlines()[-1] == (
+        f"Error: {tmp_path} is a directory, not a texts file (label<TAB>text lines, or a JSON object)."
+    )
+    # a checkpoint that cannot be loaded: transformers' two-line message folded into the one line
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    output = tmp_path / "f.safetensors"
+    code, text = _run(
+        encode, ["--encoder", "text", "--texts", enc_texts_file, "--checkpoint", "no-such-model", "-o", output]
+    )
+    assert code == 1 and len(text.strip().splitlines()) == 1, text
+    assert text.startswith(
+        "Error: Cannot load the text encoder checkpoint 'no-such-model'. Hugging Face offline mode is on"
+    )
+    assert not list(tmp_path.glob("f.safetensors*"))
+
+
 def test_texts_json_and_missing_image_tsv(enc_visualbert_dir, enc_images, tmp_path):
     import json
 

@@ -338,6 +338,13 @@ def test_bad_inputs(encoder, enc_images, tmp_path):
         path = tmp_path / "bad.tsv"
         path.write_text("no tab here\n")
         read_texts(path)
+    # labels are stripped like those of triples files, which they must match
+    path = tmp_path / "spaces.tsv"
+    path.write_text("/m/a \tan a\n /m/b\tthe b\n")
+    assert read_texts(path) == {"/m/a": "an a", "/m/b": "the b"}
+    with pytest.raises(EncodingInputError, match="duplicate entity label '/m/a'"):
+        path.write_text("/m/a\tx\n/m/a \ty\n")
+        read_texts(path)
 
 
 def test_checkpoint_not_available_offline(monkeypatch, tmp_path):

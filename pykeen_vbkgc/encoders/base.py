@@ -166,7 +166,9 @@ def load_pretrained(loader: Callable[[str], T], name_or_path: str | os.PathLike,
                 "It is neither a local directory nor downloadable from the Hugging Face hub (check the name and the "
                 "network; set HF_HUB_OFFLINE=1 to use only the local cache)."
             )
-        raise EncoderLoadError(f"Cannot load the {what} {name!r}. {hint} ({type(error).__name__}: {error})") from error
+        # one line: the libraries' messages may span several
+        detail = " ".join(str(error).split())
+        raise EncoderLoadError(f"Cannot load the {what} {name!r}. {hint} ({type(error).__name__}: {detail})") from error
 
 
 def text_max_length(tokenizer: Any, config: Any, max_length: int | None = None) -> int:

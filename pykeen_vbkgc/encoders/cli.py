@@ -77,6 +77,16 @@ def _load_dataset(name: str, directory: Path | None):
     return dataset
 
 
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output file that exists (unless ``overwrite``) or whose directory cannot be made."""
+    if output.exists() and not overwrite:
+        raise click.UsageError(f"The output file {output} exists; pass --overwrite to replace it.")
+    # the directories are made when the file is written: a file in their place would fail only then
+    existing = next(parent for parent in output.parents if parent.exists())
+    if not existing.is_dir():
+        raise click.UsageError(f"Cannot write {output}: {existing} is a file, not a directory.")
+
+
 @click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="The features file to write.")
 @click.option("--texts", type=click.Path(path_type=Path), help="Entity texts: TSV (label<TAB>text) or JSON.")
@@ -241,8 +251,7 @@ def encode(
         entity_list = _read_entities(entities) if entities is not None else None
         # fail on bad inputs before loading any model
         check_inputs(text_of, image_paths, entity_list)
-        if output.exists() and not overwrite:
-            raise click.UsageError(f"The output file {output} exists; pass --overwrite to replace it.")
+        _check_output(output, overwrite)
 
         if threads is not None:
             import torch
@@ -326,8 +335,7 @@ def encode(
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def merge_features(paths: tuple[Path, ...], output: Path, entities: Path | None, overwrite: bool) -> None:
     """Merge features files (e.g. the shards of one encode run), checking every entity is covered exactly once."""
-    if output.exists() and not overwrite:
-        raise click.UsageError(f"The output file {output} exists; pass --overwrite to replace it.")
+    _check_output(output, overwrite)
     if output.resolve() in {path.resolve() for path in paths}:
         raise click.UsageError("The output file must not be one of the inputs.")
     try:

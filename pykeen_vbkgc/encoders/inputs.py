@@ -55,7 +55,8 @@ def _examples(items: Iterable[object], k: int = 5) -> str:
 def read_texts(path: str | os.PathLike) -> dict[str, str]:
     """Read entity texts from a TSV (``label<TAB>text``) or JSON (``{label: text}``) file.
 
-    The format is chosen by the suffix: ``.json`` is JSON, anything else TSV.
+    The format is chosen by the suffix: ``.json`` is JSON, anything else TSV, whose labels are stripped of surrounding
+    whitespace like the labels of triples files.
 
     :param path: the file
     :return: the texts, in file order
@@ -63,6 +64,8 @@ def read_texts(path: str | os.PathLike) -> dict[str, str]:
         a non-string text
     """
     path = Path(path)
+    if path.is_dir():
+        raise EncodingInputError(f"{path} is a directory, not a texts file (label<TAB>text lines, or a JSON object).")
     if not path.is_file():
         raise EncodingInputError(f"Texts file not found: {path}")
     try:
@@ -91,6 +94,8 @@ def _read_texts(path: Path) -> dict[str, str]:
             if not line.strip():
                 continue
             label, tab, text = line.partition("\t")
+            # stripped like the labels of the triples files, which they must match
+            label = label.strip()
             if not tab or not label:
                 raise EncodingInputError(f"{path}:{line_number}: expected 'label<TAB>text', got {line[:80]!r}")
             if label in texts:
