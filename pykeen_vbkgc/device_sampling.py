@@ -42,6 +42,8 @@ from pykeen.triples.instances import BatchedSLCWAInstances, SLCWABatch
 from pykeen.typing import FloatTensor, MappedTriples
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .validation import check_positive_int
+
 __all__ = [
     "DeviceSLCWAInstances",
     "DeviceSLCWATrainingLoop",
@@ -81,6 +83,8 @@ class DeviceSLCWAInstances(BatchedSLCWAInstances):
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.triples.instances.BatchedSLCWAInstances`
         """
         super().__init__(mapped_triples=mapped_triples, **kwargs)
+        # PyKEEN's samplers take 0, and the loss of no negatives is NaN only once training runs
+        check_positive_int("num_negs_per_pos", self.negative_sampler.num_negs_per_pos)
         self.device = torch.device(device)
         self.mapped_triples = self.mapped_triples.to(self.device)
         self.negative_sampler = self.negative_sampler.to(self.device)

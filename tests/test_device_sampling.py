@@ -197,6 +197,21 @@ def test_rejects_the_subgraph_sampler(tiny_factory):
         loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=4, sampler="schlichtkrull", use_tqdm=False)
 
 
+@pytest.mark.parametrize("sampler", ["basic", "bernoulli"])
+def test_refuses_zero_negatives_before_training(tiny_factory, sampler):
+    """PyKEEN's samplers take 0; the loss over no negatives would be NaN in the first batch."""
+    model = TransE(triples_factory=tiny_factory, embedding_dim=4)
+    loop = DeviceSLCWATrainingLoop(
+        model=model,
+        triples_factory=tiny_factory,
+        negative_sampler=sampler,
+        negative_sampler_kwargs=dict(num_negs_per_pos=0),
+    )
+    with pytest.raises(ValueError) as error:
+        loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=4, use_tqdm=False)
+    assert str(error.value) == "num_negs_per_pos must be a positive integer, got 0."
+
+
 def _first_batch(loop, triples_factory):
     """Return the first batch of 8 positives (and their negatives) that ``loop`` draws."""
     loader = loop._create_training_data_loader(
