@@ -28,6 +28,7 @@ from .run_files import RUN_RECORD
 from .validation import FLOAT32_MAX, FLOAT32_TINY
 
 __all__ = [
+    "SEED_RANGE",
     "as_triples_directory",
     "dataset_options",
     "features_error",
@@ -38,7 +39,6 @@ __all__ = [
     "open_triples_directory",
     "quiet_library_logs",
     "run",
-    "SEED_RANGE",
     "settings_options",
 ]
 

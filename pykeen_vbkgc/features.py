@@ -79,9 +79,11 @@ class EntityFeatures:
     num_images: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.labels, str) or not all(isinstance(label, str) for label in self.labels):
+        if isinstance(self.labels, str):  # would be read as one label per character
             raise FeaturesFileError("labels must be a sequence of strings, one per row.")
         object.__setattr__(self, "labels", tuple(self.labels))
+        if not all(isinstance(label, str) for label in self.labels):
+            raise FeaturesFileError("labels must be a sequence of strings, one per row.")
         validate_matrix(self.vectors, name="vectors")
         if len(self.labels) != self.vectors.shape[0]:
             raise FeaturesFileError(
