@@ -129,6 +129,8 @@ def test_labels_in_memory_must_be_strings(labels):
     with pytest.raises(FeaturesFileError) as error:
         EntityFeatures(labels=labels, vectors=torch.zeros(2, 2))
     assert str(error.value) == "labels must be a sequence of strings, one per row."
+    # any iterable of strings, a generator too
+    assert EntityFeatures(labels=(label for label in "ab"), vectors=torch.zeros(2, 2)).labels == ("a", "b")
 
 
 def test_num_images_of_a_file_must_be_integers(tmp_path):
