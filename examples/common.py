@@ -28,8 +28,9 @@ import json
 import logging
 import os
 import platform
+import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ from pykeen.pipeline import pipeline
 import pykeen_vbkgc  # noqa: F401  (registers the model, sampler, loss and datasets)
 from pykeen_vbkgc.cli import quiet_library_logs
 from pykeen_vbkgc.defaults import BEST, preset_for
+from pykeen_vbkgc.replacing import replacing
+from pykeen_vbkgc.validation import FLOAT32_TINY, check_float32
 
 __all__ = [
     "DATASETS",
@@ -234,9 +237,61 @@ class Experiment:
     cache: Path | None = None
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _float_type(minimum: float) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            return check_float32("the value", float(text), minimum=minimum)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("the value must", "must")) from None
+
+    return convert
+
+
+#: argparse types: numbers the models can use in float32 (a margin, a learning rate, W's learning-rate scale)
+non_negative_float = _float_type(0.0)
+positive_float = _float_type(FLOAT32_TINY)
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed NumPy's generator takes."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}, got {value}")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    """An argparse type: a file that exists."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {path}")
+    return path
+
+
+def output_directory(text: str) -> Path:
+    """An argparse type: a directory that exists or can be made (checked before any training)."""
+    path = Path(text)
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot make {path}: {existing} is a file, not a directory")
+    try:  # os.access would not tell for root, nor for file systems such as /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write {path}: {existing}: {error.strerror}") from None
+    return path
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -> argparse.ArgumentParser:
     """Add the options every example script shares."""
-    parser.add_argument("--dataset", choices=DATASETS, default="wn9", help="the dataset (default: %(default)s)")
+    parser.add_argument("--dataset", choices=DATASETS, help="the dataset (default: wn9; multimodaldemo with --quick)")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -244,26 +299,30 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
     )
     parser.add_argument(
         "--features",
-        type=Path,
+        type=existing_file,
         help="a features file (default: the dataset's own, else results/features/<dataset>.minilm.safetensors; "
         "random features if none exists)",
     )
-    parser.add_argument("--epochs", type=int, help="training epochs (default: per dataset, see DEFAULT_BUDGETS)")
-    parser.add_argument("--batch-size", type=int, help="training batch size (default: per dataset)")
-    parser.add_argument("--num-negatives", type=int, help="negatives per positive k (default: 16)")
-    parser.add_argument("--learning-rate", type=float, help="Adam learning rate (default: per dataset)")
-    parser.add_argument("--margin", type=float, help="margin of the VBKGC-type models (default: per dataset)")
-    parser.add_argument("--transe-margin", type=float, help="margin of TransE (default: per dataset)")
+    parser.add_argument(
+        "--epochs", type=positive_int, help="training epochs (default: per dataset, see DEFAULT_BUDGETS)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, help="training batch size (default: per dataset)")
+    parser.add_argument("--num-negatives", type=positive_int, help="negatives per positive k (default: 16)")
+    parser.add_argument("--learning-rate", type=positive_float, help="Adam learning rate (default: per dataset)")
+    parser.add_argument(
+        "--margin", type=non_negative_float, help="margin of the VBKGC-type models (default: per dataset)"
+    )
+    parser.add_argument("--transe-margin", type=non_negative_float, help="margin of TransE (default: per dataset)")
     parser.add_argument(
         "--projection-lr-scale",
-        type=float,
+        type=positive_float,
         help="factor on the learning rate of VBKGC's projection W (default: 1e-3, see docs/results.md)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--validation", action="store_true", help="evaluate on the validation split, not test")
     parser.add_argument(
         "--evaluation-subset",
-        type=int,
+        type=positive_int,
         help="evaluate on a fixed random subset of this many test triples (default: all; filtering still uses all)",
     )
     parser.add_argument(
@@ -272,11 +331,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
         help="whether VBKGC L2-normalises its relation vectors too (OpenKE's norm_flag; default: per dataset)",
     )
     parser.add_argument("--vbkgc-p", type=int, choices=[1, 2], help="norm p of VBKGC's terms (default: per dataset)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--output", type=Path, default=Path(default_output), help="output folder (%(default)s)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--output", type=output_directory, default=default_output, help="output folder (%(default)s)")
     parser.add_argument(
         "--cache",
-        type=Path,
+        type=output_directory,
         help="reuse rows of identical configurations (model, sampler, k, budget, dataset, features; for VBKGC also "
         "the dataset's preset) across runs and scripts from this folder, e.g. results/cache (default: off)",
     )
@@ -288,11 +347,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
     return parser
 
 
-def prepare(args: argparse.Namespace, argv: Sequence[str] | None = None, load: bool = True) -> Experiment:
+def prepare(args: argparse.Namespace, load: bool = True) -> Experiment:
     """Turn parsed arguments into an :class:`Experiment`: load the dataset, find features, set the budget.
 
     :param args: the parsed arguments of :func:`add_common_arguments`
-    :param argv: the raw arguments (to tell whether ``--dataset`` was given explicitly with ``--quick``)
     :param load: whether to load the dataset and look for features (not needed if nothing is trained)
     :return: the experiment
     """
@@ -306,9 +364,7 @@ def prepare(args: argparse.Namespace, argv: Sequence[str] | None = None, load: b
         logger.propagate = False
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset_name = args.dataset
-    if args.quick and not _given(argv, "--dataset"):
-        dataset_name = "multimodaldemo"
+    dataset_name = args.dataset or ("multimodaldemo" if args.quick else "wn9")
     base = QUICK_BUDGET if args.quick else DEFAULT_BUDGETS[dataset_name]
     overrides = {
         "epochs": args.epochs,
@@ -338,10 +394,6 @@ def prepare(args: argparse.Namespace, argv: Sequence[str] | None = None, load: b
         quick=args.quick,
         cache=args.cache,
     )
-
-
-def _given(argv: Sequence[str] | None, option: str) -> bool:
-    return argv is not None and any(arg == option or arg.startswith(f"{option}=") for arg in argv)
 
 
 def load_dataset(name: str, directory: Path | None = None) -> Dataset:
@@ -418,19 +470,26 @@ def run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
     """Train and evaluate one setting (or reuse its cached row); return its result row (see :data:`COLUMNS`)."""
     cache = _cache_path(setting, experiment)
     if cache is not None and cache.is_file():
-        logger.info(f"Reusing {cache} for {setting.label}")
-        return {**json.loads(cache.read_text()), "setting": setting.label}
+        try:
+            row = json.loads(cache.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            logger.warning(f"{cache} is not a readable row (damaged by hand?); training {setting.label} again")
+        else:
+            logger.info(f"Reusing {cache} for {setting.label}")
+            return {**row, "setting": setting.label}
     row = _run_setting(setting, experiment)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(row, indent=2) + "\n")
+        # whole or not at all: an interrupted write must not leave a row that later runs would read
+        with replacing(cache) as temporary:
+            temporary.write_text(json.dumps(row, indent=2) + "\n")
     return row
 
 
 def _run_setting(setting: Setting, experiment: Experiment) -> dict[str, Any]:
     budget = experiment.budget
     dataset = experiment.dataset
-    num_negatives = setting.num_negatives or budget.num_negatives
+    num_negatives = budget.num_negatives if setting.num_negatives is None else setting.num_negatives
     margin = budget.transe_margin if setting.model.lower() == "transe" else budget.margin
     evaluation_triples = dataset.validation if budget.validation else dataset.testing
     if budget.evaluation_subset is not None and budget.evaluation_subset < evaluation_triples.num_triples:
@@ -577,8 +636,9 @@ def write_table(
         paper_rows = [dict(setting=label, **values) for label, values in PAPER[paper_key].items()]
         text.append(f"\nThe paper's numbers ({paper_key}):\n\n")
         text.append(markdown_table(paper_rows, ["setting", *METRICS]))
-    paths["md"].write_text("\n".join(text))
-    with paths["csv"].open("w", newline="") as file:
+    with replacing(paths["md"]) as temporary:
+        temporary.write_text("\n".join(text))
+    with replacing(paths["csv"]) as temporary, temporary.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -589,7 +649,8 @@ def write_table(
         budget=dataclasses.asdict(experiment.budget),
         rows=list(rows),
     )
-    paths["json"].write_text(json.dumps(metadata, indent=2) + "\n")
+    with replacing(paths["json"]) as temporary:
+        temporary.write_text(json.dumps(metadata, indent=2) + "\n")
     print(paths["md"].read_text())  # noqa: T201
     return paths
 

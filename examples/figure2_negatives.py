@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import add_common_arguments, new_figure, prepare, run_setting, save_figure, vbkgc, write_table
+from common import add_common_arguments, new_figure, positive_int, prepare, run_setting, save_figure, vbkgc, write_table
 
 #: the samplers compared, with their labels
 SAMPLERS = {"basic": "Normal", "twins": "Twins"}
@@ -39,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Train VBKGC for each k and sampler, write the table and the plot; return the written paths."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser, default_output="results/figure2")
-    parser.add_argument("--ks", type=int, nargs="+", help="values of k (default: 1 2 4 8 16 32; quick: 1 4)")
+    parser.add_argument("--ks", type=positive_int, nargs="+", help="values of k (default: 1 2 4 8 16 32; quick: 1 4)")
     args = parser.parse_args(argv)
-    experiment = prepare(args, argv)
+    experiment = prepare(args)
     ks = args.ks or ([1, 4] if experiment.quick else [1, 2, 4, 8, 16, 32])
     rows = [
         run_setting(vbkgc(f"VBKGC+{label} k={k}", sampler=sampler, num_negatives=k), experiment)

@@ -16,7 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import Budget, add_common_arguments, new_figure, prepare, run_settings, save_figure, write_table
+from common import (
+    Budget,
+    add_common_arguments,
+    existing_file,
+    new_figure,
+    prepare,
+    run_settings,
+    save_figure,
+    write_table,
+)
 from table2_link_prediction import SETTINGS, settings
 
 COLUMNS = ("setting", "mrr", "hits@1", "inference_seconds", "evaluation_seconds", "train_seconds", "epochs")
@@ -50,19 +59,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Collect (inference time, MRR) per model, write the table and the scatter plot; return the written paths."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser, default_output="results/figure3")
-    parser.add_argument("--from-table", type=Path, help="a table2_<dataset>.json to plot instead of training")
+    parser.add_argument("--from-table", type=existing_file, help="a table2_<dataset>.json to plot instead of training")
     parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS), help="rows to train")
     args = parser.parse_args(argv)
     if args.from_table is not None:
         # the dataset, features and budget are the table's; nothing is trained
-        table = json.loads(args.from_table.read_text())
-        args.dataset = table["dataset"]
-        args.features = Path(table["features"]) if table["features"] else None
-        experiment = prepare(args, [*(argv or []), "--dataset", args.dataset], load=False)
-        experiment.budget = Budget(**table["budget"])
-        rows = table["rows"]
+        try:
+            table = json.loads(args.from_table.read_text())
+            args.dataset = table["dataset"]
+            args.features = Path(table["features"]) if table["features"] else None
+            budget = Budget(**table["budget"])
+            rows = table["rows"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+            parser.error(
+                f"argument --from-table: {args.from_table} is not a table written by table2_link_prediction.py "
+                f"({type(error).__name__}: {error})"
+            )
+        experiment = prepare(args, load=False)
+        experiment.budget = budget
     else:
-        experiment = prepare(args, argv)
+        experiment = prepare(args)
         rows = run_settings(settings(args.models), experiment)
     name = f"figure3_{experiment.dataset_name}"
     paths = write_table(

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
         "--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS), help="rows to run (default: all)"
     )
     args = parser.parse_args(argv)
-    experiment = prepare(args, argv)
+    experiment = prepare(args)
     rows = run_settings(settings(args.models), experiment)
     return write_table(
         rows,

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
         help="VBKGC, and TransE as a reference (with normal, NSCaching and NoSampling only)",
     )
     args = parser.parse_args(argv)
-    experiment = prepare(args, argv)
+    experiment = prepare(args)
     rows = run_settings(settings(args.samplers, args.models), experiment)
     return write_table(
         rows,

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     add_common_arguments(parser, default_output="results/table4")
     parser.add_argument("--sampler", choices=["basic", "twins"], default="basic", help="sampler of all rows")
     args = parser.parse_args(argv)
-    experiment = prepare(args, argv)
+    experiment = prepare(args)
     rows = run_settings(settings(args.sampler), experiment)
     return write_table(
         rows,

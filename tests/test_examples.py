@@ -129,3 +129,91 @@ def test_cached_vbkgc_rows_are_keyed_by_the_dataset_preset(tmp_path, monkeypatch
     monkeypatch.setitem(defaults.PRESETS, "wn9", defaults.WN9_PRESET)
     assert path(vbkgc, "wn9") == before[0]
     assert path(vbkgc, "fb15k237") != before[0]
+
+
+def test_quick_takes_the_dataset_given_on_the_command_line(tmp_path, monkeypatch):
+    """As a script (arguments from sys.argv), --dataset with --quick is honoured."""
+    argv = ["table2_link_prediction.py", "--quick", "--dataset", "nations", "--models", "transe"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--output", str(tmp_path)])
+    paths = table2_link_prediction.main()
+    assert paths["json"] == tmp_path / "table2_nations.json"
+    assert json.loads(paths["json"].read_text())["dataset"] == "nations"
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments", "message"),
+    [
+        (table2_link_prediction, ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (table2_link_prediction, ["--evaluation-subset", "-5"], "argument --evaluation-subset: must be at least 1"),
+        (table2_link_prediction, ["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (table2_link_prediction, ["--threads", "-1"], "argument --threads: must be at least 1, got -1"),
+        (
+            table2_link_prediction,
+            ["--learning-rate", "-1"],
+            "argument --learning-rate: must be a number from 1.175e-38 to 3.403e+38 (float32's range), got -1.0.",
+        ),
+        (
+            table2_link_prediction,
+            ["--margin", "1e300"],
+            "argument --margin: must be a number from 0 to 3.403e+38 (float32's range), got 1e+300.",
+        ),
+        (table2_link_prediction, ["--seed", "-1"], "argument --seed: must be from 0 to 4294967295, got -1"),
+        (table2_link_prediction, ["--features", "no-such.safetensors"], "argument --features: no such file"),
+        (figure2_negatives, ["--ks", "0"], "argument --ks: must be at least 1, got 0"),
+        (figure3_inference_time, ["--from-table", "no-such.json"], "argument --from-table: no such file"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors_before_training(module, arguments, message, tmp_path, capsys):
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit) as error:
+        module.main(["--quick", "--output", str(output), *arguments])
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+    assert not output.exists()
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_training(tmp_path, capsys):
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    for option in ("--output", "--cache"):
+        with pytest.raises(SystemExit):
+            table2_link_prediction.main(["--quick", option, str(blocked / "sub")])
+        assert (
+            capsys.readouterr()
+            .err.splitlines()[-1]
+            .endswith(f"argument {option}: cannot make {blocked / 'sub'}: {blocked} is a file, not a directory")
+        )
+    table = tmp_path / "table.json"
+    for text, error in [("{", "JSONDecodeError"), ('{"rows": []}', "KeyError: 'dataset'")]:
+        table.write_text(text)
+        with pytest.raises(SystemExit):
+            figure3_inference_time.main(["--from-table", str(table), "--output", str(tmp_path / "out")])
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert f"argument --from-table: {table} is not a table written by table2_link_prediction.py ({error}" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_cached_row_is_trained_again_and_rows_are_written_whole(tmp_path, monkeypatch):
+    cache, output = tmp_path / "cache", tmp_path / "out"
+    arguments = ["--quick", "--models", "transe", "--output", str(output), "--cache", str(cache)]
+    first = json.loads(table2_link_prediction.main(arguments)["json"].read_text())["rows"][0]
+    (row,) = cache.iterdir()
+    row.write_text(row.read_text()[:20])  # as an interrupted plain write would leave it
+    second = json.loads(table2_link_prediction.main(arguments)["json"].read_text())["rows"][0]
+    assert second["mrr"] == first["mrr"]  # the same seed: trained again, not read from the damaged file
+    assert json.loads(row.read_text())["mrr"] == first["mrr"]
+    assert sorted(path.name for path in cache.iterdir()) == [row.name]  # no temporary file left
+
+    write_text = Path.write_text
+
+    def interrupted(self, text, *args, **kwargs):
+        if self.parent != cache:
+            return write_text(self, text, *args, **kwargs)
+        write_text(self, text[:20])  # Ctrl-C in the middle of writing the row
+        raise KeyboardInterrupt
+
+    row.unlink()
+    monkeypatch.setattr(Path, "write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        table2_link_prediction.main(arguments)
+    assert list(cache.iterdir()) == []
