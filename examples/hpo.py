@@ -23,6 +23,8 @@ from pathlib import Path
 
 import click
 
+from pykeen_vbkgc.cli import SEED_RANGE
+
 #: the numbers of batches per epoch of --quick (the paper's {100, 400} would make Nations batches of 4-16 triples)
 QUICK_NUMBERS_OF_BATCHES = (4, 8)
 
@@ -40,22 +42,70 @@ def open_storage(storage: str, attempts: int = 5):
     """
     import optuna
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DBAPIError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     try:
         url = make_url(storage)
     except ArgumentError as error:
         raise click.BadParameter(f"Not an SQLAlchemy URL: {storage!r} ({error})", param_hint="--storage") from error
+    shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(url.database).expanduser().parent
+        existing = next(parent for parent in (directory, *directory.parents) if parent.exists())
+        if not existing.is_dir():
+            raise click.BadParameter(
+                f"cannot open {shown}: {existing} is a file, not a directory", param_hint="--storage"
+            )
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise click.BadParameter(f"cannot create {directory}: {error.strerror}", param_hint="--storage") from None
     for attempt in range(1, attempts + 1):
         try:
-            return optuna.storages.RDBStorage(storage), url.render_as_string(hide_password=True)
+            return optuna.storages.RDBStorage(storage), shown
+        except (ImportError, NoSuchModuleError) as error:  # a database without its Python driver, an unknown driver
+            raise click.BadParameter(
+                f"cannot open {shown}: the Python driver of {url.drivername!r} is not installed ({error})",
+                param_hint="--storage",
+            ) from None
         except DBAPIError as error:  # e.g. IntegrityError / ProgrammingError from a concurrent table creation
             if attempt == attempts or error.connection_invalidated:
-                raise
+                # e.g. the server refuses the connection or the credentials
+                raise click.BadParameter(f"cannot open {shown}: {error.orig}", param_hint="--storage") from None
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")
+
+
+#: the key of the study's user attributes that records what its trials were run on
+SETUP_ATTRIBUTE = "vbkgc_hpo_setup"
+
+
+def check_study_setup(storage, study_name: str, setup: dict[str, object]) -> None:
+    """Record what a study's trials run on, or refuse to add trials of another setup to it.
+
+    A study shared by workers (``load_if_exists``) compares trials, so they must train on the same data for as long.
+
+    :param storage: the Optuna storage
+    :param study_name: the study
+    :param setup: the dataset, features, epochs, negatives and batch sizes of this worker
+    :raises click.UsageError: if the study was made with another setup
+    """
+    import optuna
+
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True)
+    recorded = study.user_attrs.get(SETUP_ATTRIBUTE)
+    if recorded is None:
+        study.set_user_attr(SETUP_ATTRIBUTE, setup)
+    elif recorded != setup:
+        differences = ", ".join(
+            f"{key} was {recorded.get(key)!r}, now {value!r}"
+            for key, value in setup.items()
+            if recorded.get(key) != value
+        )
+        raise click.UsageError(
+            f"the study {study_name!r} holds trials of another setup ({differences}); give another --study-name, or "
+            "the same options as its other workers."
+        )
 
 
 @click.command()
@@ -76,7 +126,7 @@ def open_storage(storage: str, attempts: int = 5):
 )
 @click.option("--study-name", default="vbkgc-twins", show_default=True, help="Workers with the same name share it.")
 @click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--seed", type=int, default=None, help="Seed of the Optuna sampler (default: random per worker).")
+@click.option("--seed", type=SEED_RANGE, default=None, help="Seed of the Optuna sampler (default: random per worker).")
 @click.option(
     "--quick", is_flag=True, help="Nations, 1 epoch, 2 trials, 2 negatives, 4 or 8 batches per epoch: seconds."
 )
@@ -112,10 +162,19 @@ def main(
         if context.get_parameter_source("num_negatives").name == "DEFAULT":
             num_negatives = 2
         numbers_of_batches = QUICK_NUMBERS_OF_BATCHES
-    optuna_storage, shown_storage = open_storage(storage)
-
+    # the inputs first: a bad one must not leave a new database behind
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     batch_sizes = batch_sizes_for(dataset_instance.training.num_triples, numbers_of_batches)
+    optuna_storage, shown_storage = open_storage(storage)
+    # the file's name, not its path: workers on other machines keep it elsewhere
+    setup = dict(
+        dataset=dataset,
+        features=None if features is None else Path(features).name,
+        epochs=epochs,
+        num_negatives=num_negatives,
+        batch_sizes=list(batch_sizes),
+    )
+    check_study_setup(optuna_storage, study_name, setup)
     model_kwargs: dict[str, object] = {}
     if features is not None:
         model_kwargs["features"] = str(features)

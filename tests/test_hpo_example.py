@@ -34,6 +34,39 @@ def test_bad_storage(hpo_main):
     assert "Not an SQLAlchemy URL" in result.output
 
 
+def test_storage_and_seed_problems_are_one_line_errors_that_leave_no_database(hpo_main, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("a file").write_text("")
+    file_in_the_way = "cannot open sqlite:///a file/hpo.db: a file is a file, not a directory"
+    cases = [
+        (["--storage", "sqlite:///a file/hpo.db"], f"Error: Invalid value for --storage: {file_in_the_way}"),
+        (
+            ["--storage", "postgresql+nosuchdriver://user@localhost:1/db"],
+            "Error: Invalid value for --storage: cannot open postgresql+nosuchdriver://user@localhost:1/db: the Python "
+            "driver of 'postgresql+nosuchdriver' is not installed (Can't load plugin: "
+            "sqlalchemy.dialects:postgresql.nosuchdriver)",
+        ),
+        (["--seed", "-1"], "Error: Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
+    ]
+    for arguments, message in cases:
+        result = CliRunner().invoke(hpo_main, ["--quick", *arguments])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines()[-1] == message
+    # PostgreSQL: without its driver (here) Optuna's ImportError, with it (nothing listens on port 1) the connection's
+    # error; either as the error line
+    result = CliRunner().invoke(hpo_main, ["--quick", "--storage", "postgresql://user@localhost:1/db"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Error: Invalid value for --storage: cannot open postgresql://user@localhost:1/db: ")
+    )
+    # a bad dataset is found before the database is made
+    result = CliRunner().invoke(hpo_main, ["--dataset", "no-such-graph", "--storage", "sqlite:///new/hpo.db"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a file"]
+
+
 @pytest.fixture
 def single_thread():
     """Run torch on one thread (much faster for these tiny models on a busy 2-core machine); restore afterwards."""
@@ -68,3 +101,11 @@ def test_quick_sqlite_resumes_study(hpo_main, tmp_path, monkeypatch, single_thre
     # Nations has 1592 training triples: 4 or 8 batches per epoch in --quick mode
     assert params["training.batch_size"] in (398, 199)
     assert study.best_params == summary["best_params"]
+    # a worker with another setup does not add its trials to the study, whose trials it could not be compared with
+    third = runner.invoke(hpo_main, ["--quick", "--n-trials", "1", "--epochs", "2"])
+    assert third.exit_code == 2
+    assert third.stderr.strip().splitlines()[-1] == (
+        "Error: the study 'vbkgc-twins' holds trials of another setup (epochs was 1, now 2); give another "
+        "--study-name, or the same options as its other workers."
+    )
+    assert len(optuna.load_study(study_name="vbkgc-twins", storage=f"sqlite:///{database}").trials) == 2
