@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ import pykeen_vbkgc  # noqa: F401  (registers the model, sampler, loss and datas
 from pykeen_vbkgc.cli import quiet_library_logs
 from pykeen_vbkgc.defaults import BEST, preset_for
 from pykeen_vbkgc.replacing import replacing
+from pykeen_vbkgc.staging import OutputError, check_writable_directory
 from pykeen_vbkgc.validation import FLOAT32_TINY, check_float32
 
 __all__ = [
@@ -277,15 +277,12 @@ def existing_file(text: str) -> Path:
 
 
 def output_directory(text: str) -> Path:
-    """An argparse type: a directory that exists or can be made (checked before any training)."""
+    """An argparse type: a directory that exists or can be made, and written (checked before any training)."""
     path = Path(text)
-    existing = next(parent for parent in (path, *path.parents) if parent.exists())
-    if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot make {path}: {existing} is a file, not a directory")
-    try:  # os.access would not tell for root, nor for file systems such as /proc
-        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
-    except OSError as error:
-        raise argparse.ArgumentTypeError(f"cannot write {path}: {existing}: {error.strerror}") from None
+    try:
+        check_writable_directory(path)
+    except OutputError as error:
+        raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
     return path
 
 

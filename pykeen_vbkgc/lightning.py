@@ -50,6 +50,7 @@ import dataclasses
 import json
 import logging
 import math
+import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -73,7 +74,9 @@ from .cli import SEED_RANGE, dataset_options, features_error, quiet_library_logs
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .features import FeaturesFileError
+from .replacing import replacing
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
+from .staging import OutputError, check_new_output
 
 try:
     import pytorch_lightning
@@ -337,12 +340,16 @@ class LightningResult:
     def evaluate(self, batch_size: int | None = None, **kwargs: Any) -> MetricResults:
         """Evaluate the model on the test triples with PyKEEN's filtered rank-based evaluator.
 
-        Call it on one rank only (e.g., ``if result.trainer.is_global_zero``).
+        Call it on one rank only (e.g., ``if result.trainer.is_global_zero``). A model trained in 16-bit precision
+        (``precision="16-true"`` or ``"bf16-true"``) is converted to float32 first: PyKEEN's ranks compare scores,
+        which half precision rounds into ties (or infinities).
 
         :param batch_size: the evaluation batch size; found automatically if None
         :param kwargs: keyword-based parameters passed to :meth:`pykeen.evaluation.Evaluator.evaluate`
         :return: the metric results
         """
+        if any(parameter.dtype in (torch.float16, torch.bfloat16) for parameter in self.model.parameters()):
+            self.model.float()
         filter_triples = [self.dataset.training.mapped_triples]
         if self.dataset.validation is not None:
             filter_triples.append(self.dataset.validation.mapped_triples)
@@ -490,7 +497,15 @@ def main(
 
     The batch size is per device.
     """
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
     quiet_library_logs()
+    if output is not None:
+        # before any training: a run that cannot be saved is not worth starting
+        try:
+            check_new_output(output)
+        except OutputError as error:
+            raise click.BadParameter(str(error), param_hint="--output") from None
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     try:
         result = train_lightning(
@@ -523,8 +538,27 @@ def main(
     except FeaturesFileError as error:
         # the model checks the features file when it is built, before any training
         raise features_error(error) from None
+    except SIGTERMException:  # Lightning stops at the end of the step and exits as if nothing happened
+        click.echo("Stopped by SIGTERM: nothing was saved (this command keeps no checkpoints).", err=True)
+        raise click.exceptions.Exit(128 + signal.SIGTERM) from None
+    except SystemExit as error:
+        if not isinstance(error.__context__, KeyboardInterrupt):
+            raise
+        # Lightning turns Ctrl-C into exit status 1, after its own notice
+        click.echo("Interrupted: nothing was saved (this command keeps no checkpoints).", err=True)
+        raise click.exceptions.Exit(128 + signal.SIGINT) from None
     if not result.trainer.is_global_zero:
         return
+    if not all(bool(torch.isfinite(parameter).all()) for parameter in result.model.parameters()):
+        # evaluating NaN scores would fail deep inside PyKEEN's metrics
+        hint = (
+            " (float16 weights are prone to it: try --precision 16-mixed or bf16-mixed)"
+            if precision == "16-true"
+            else ""
+        )
+        raise click.ClickException(
+            f"training diverged: the model's parameters are not finite{hint}; nothing was saved."
+        )
     metrics = result.evaluate()
     summary = {metric: metrics.get_metric(f"both.realistic.{metric}") for metric in REPORTED_METRICS}
     summary["world_size"] = result.trainer.world_size
@@ -532,8 +566,11 @@ def main(
     click.echo(json.dumps(summary, indent=2))
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
-        torch.save(result.model.state_dict(), output / "model_state.pt")
-        (output / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        # each file whole or not at all
+        with replacing(output / "model_state.pt") as temporary:
+            torch.save(result.model.state_dict(), temporary)
+        with replacing(output / "metrics.json") as temporary:
+            temporary.write_text(json.dumps(summary, indent=2) + "\n")
         click.echo(f"saved to {output}", err=True)
 
 

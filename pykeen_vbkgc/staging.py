@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = [
     "OutputError",
     "OutputInUseError",
     "RunStaging",
+    "check_new_output",
+    "check_writable_directory",
 ]
 
 #: the suffix of the directory beside ``--output`` in which a run is made
@@ -54,6 +57,41 @@ class OutputError(ValueError):
 
 class OutputInUseError(OutputError):
     """Another train run is writing the output directory."""
+
+
+def check_new_output(output: str | os.PathLike) -> None:
+    """Check, before any work, that ``output`` is new or an empty directory, and that it can be made and written.
+
+    :param output: the output directory
+    :raises OutputError: if it cannot be used
+    """
+    output = Path(output)
+    if output.exists() or output.is_symlink():
+        if not output.is_dir():
+            raise OutputError(f"{output} exists and is not a directory.")
+        try:
+            empty = not any(output.iterdir())
+        except OSError as error:
+            raise OutputError(f"cannot read {output}: {error.strerror}.") from None
+        if not empty:
+            raise OutputError(f"{output} exists and is not empty.")
+    check_writable_directory(output)
+
+
+def check_writable_directory(directory: str | os.PathLike) -> None:
+    """Check that ``directory`` exists or can be made, and that files can be written into it.
+
+    :param directory: the directory
+    :raises OutputError: if it cannot be made or written
+    """
+    directory = Path(directory)
+    existing = next(parent for parent in (directory, *directory.parents) if parent.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot create {directory}: {existing} is a file, not a directory.")
+    try:  # os.access would not tell for root, nor for file systems such as /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as error:
+        raise OutputError(f"cannot write {directory}: {existing}: {error.strerror}.") from None
 
 
 class RunStaging:
@@ -164,21 +202,11 @@ class RunStaging:
         return epoch
 
     def check_output(self) -> None:
-        """Check that the output is new or an empty directory.
+        """Check that the output is new or an empty directory, and that it can be made (see :func:`check_new_output`).
 
         :raises OutputError: if it is not
         """
-        output = self.output
-        if not (output.exists() or output.is_symlink()):
-            return
-        if not output.is_dir():
-            raise OutputError(f"{output} exists and is not a directory.")
-        try:
-            empty = not any(output.iterdir())
-        except OSError as error:
-            raise OutputError(f"cannot read {output}: {error.strerror}.") from None
-        if not empty:
-            raise OutputError(f"{output} exists and is not empty.")
+        check_new_output(self.output)
 
     def _create(self) -> None:
         """Create the directory and the missing parents; remember the parents for :meth:`close`."""

@@ -181,7 +181,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_training(tmp_path, ca
         assert (
             capsys.readouterr()
             .err.splitlines()[-1]
-            .endswith(f"argument {option}: cannot make {blocked / 'sub'}: {blocked} is a file, not a directory")
+            .endswith(f"argument {option}: cannot create {blocked / 'sub'}: {blocked} is a file, not a directory")
         )
     table = tmp_path / "table.json"
     for text, error in [("{", "JSONDecodeError"), ('{"rows": []}', "KeyError: 'dataset'")]:

@@ -248,3 +248,65 @@ def test_cli_refuses_settings_that_lightning_cannot_use_in_one_message(tmp_path,
     assert result.stderr.splitlines()[-1].startswith(f"Error: Lightning cannot train with these settings: {message}")
     assert "Traceback" not in result.output
     assert not output.exists()
+
+
+def test_cli_checks_its_output_before_training(tmp_path):
+    from pykeen_vbkgc.lightning import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")  # e.g. an earlier run: not overwritten
+    (tmp_path / "a-file").write_text("")
+    for output, message in [
+        (tmp_path / "run", f"{tmp_path / 'run'} exists and is not empty."),
+        (
+            tmp_path / "a-file" / "run",
+            f"cannot create {tmp_path / 'a-file' / 'run'}: {tmp_path / 'a-file'} is a file, not a directory.",
+        ),
+    ]:
+        result = CliRunner().invoke(main, ["--epochs", "1", "--output", str(output)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines()[-1] == f"Error: Invalid value for --output: {message}"
+        assert "Epoch" not in result.output  # nothing trained
+    assert (tmp_path / "run" / "metrics.json").read_text() == "{}"
+
+
+def test_cli_reports_a_diverged_training_and_saves_nothing(tmp_path, monkeypatch):
+    """float16 weights (precision 16-true) on the CPU end with NaN parameters: one line, not PyKEEN's traceback."""
+    from pykeen_vbkgc.lightning import main
+
+    monkeypatch.setenv("PYKEEN_VBKGC_COMPILE", "0")
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "run"
+    arguments = ["--epochs", "1", "--embedding-dim", "8", "--accelerator", "cpu", "--precision", "16-true"]
+    result = CliRunner().invoke(main, [*arguments, "--output", str(output)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Error: training diverged: the model's parameters are not finite (float16 weights are prone to it: try "
+        "--precision 16-mixed or bf16-mixed); nothing was saved."
+    )
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_cli_stopped_by_a_signal_says_so_and_exits_with_the_shells_code(tmp_path, monkeypatch, signal_name):
+    """Lightning ends a run stopped by SIGTERM with status 0 (SIGTERMException), by Ctrl-C with 1 (sys.exit)."""
+    import signal
+
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from pykeen_vbkgc import lightning
+
+    def stopped(**kwargs):
+        if signal_name == "SIGTERM":
+            raise SIGTERMException
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.exit(1)  # as Lightning's trainer does
+
+    monkeypatch.setattr(lightning, "train_lightning", stopped)
+    result = CliRunner().invoke(lightning.main, ["--epochs", "1", "--output", str(tmp_path / "run")])
+    assert result.exit_code == 128 + signal.Signals[signal_name], result.output
+    stopped_by = "Stopped by SIGTERM" if signal_name == "SIGTERM" else "Interrupted"
+    assert result.stderr.splitlines()[-1] == f"{stopped_by}: nothing was saved (this command keeps no checkpoints)."
+    assert not (tmp_path / "run").exists()

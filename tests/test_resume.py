@@ -350,7 +350,7 @@ def test_the_output_is_checked_before_anything_is_created(tmp_path):
     (tmp_path / "full" / "keep.txt").write_text("x")
     for output, message in [
         (tmp_path / "full", "{output} exists and is not empty."),
-        (tmp_path / "a-file" / "run", "cannot create {output}: Not a directory."),
+        (tmp_path / "a-file" / "run", f"cannot create {{output}}: {tmp_path / 'a-file'} is a file, not a directory."),
     ]:
         result = CliRunner().invoke(main, [*TRAIN, "--output", str(output)])
         assert result.exit_code == 2

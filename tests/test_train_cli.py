@@ -130,7 +130,8 @@ def test_train_checks_the_output_before_training(tmp_path):
     output = tmp_path / "a-file" / "run"
     result = CliRunner().invoke(main, ["train", "--epochs", "1", "--output", str(output)])
     assert result.exit_code == 2
-    assert f"Invalid value for --output: cannot create {output}: Not a directory." in result.output
+    message = f"Invalid value for --output: cannot create {output}: {tmp_path / 'a-file'} is a file, not a directory."
+    assert message in result.output
     assert "Training VBKGC" not in result.output  # refused before any training
 
 
