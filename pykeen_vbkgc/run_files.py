@@ -150,11 +150,23 @@ def load_run(
     :return: the model (in evaluation mode) and the training triples factory
     :raises PickleOnlyRunError: if the directory holds only a pickle and ``trust_pickle`` is False
     :raises RunFilesError: if the directory holds no run, or a file is missing, damaged or inconsistent
+    :raises TypeError: if ``trust_pickle`` is not a bool (a safety switch takes no "truthy" values)
+    :raises ValueError: if ``device`` names no device
     """
+    import torch
     from pykeen.triples import TriplesFactory
     from pykeen.utils import resolve_device
 
+    if not isinstance(trust_pickle, bool):
+        raise TypeError(f"trust_pickle must be True or False, got {trust_pickle!r}.")
+    if device is not None and not isinstance(device, torch.device):
+        try:
+            torch.device("cuda" if device == "gpu" else device)  # PyKEEN takes "gpu" for "cuda"
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"{device!r} is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'.") from None
     directory = Path(directory)
+    if not directory.exists():
+        raise RunFilesError(f"{directory} does not exist.")
     description_path = directory / MODEL_DESCRIPTION
     if not description_path.is_file():
         return _load_without_description(directory, trust_pickle=trust_pickle, device=device)

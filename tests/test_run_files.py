@@ -86,6 +86,19 @@ def test_load_run_rebuilds_the_model_without_pickle(run, demo_model):
     ]
 
 
+def test_load_run_refuses_bad_arguments_before_reading_anything(run, tmp_path):
+    (run / "vbkgc_model.json").unlink()  # only PyKEEN's pickle is left: trust_pickle decides
+    with pytest.raises(TypeError) as error:
+        load_run(run, trust_pickle="no")  # truthy, but surely not meant as trust
+    assert str(error.value) == "trust_pickle must be True or False, got 'no'."
+    with pytest.raises(ValueError) as error:
+        load_run(run, device="bogus")
+    assert str(error.value) == "'bogus' is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'."
+    with pytest.raises(RunFilesError) as error:
+        load_run(tmp_path / "no-such-run")
+    assert str(error.value) == f"{tmp_path / 'no-such-run'} does not exist."
+
+
 def test_the_run_files_have_the_mode_that_the_umask_gives(tmp_path, demo_model):
     """Another user whom the umask lets read the run's JSON files can read its weights too (safetensors: 0600)."""
     model, training = demo_model
