@@ -62,14 +62,18 @@ def sample_by_importance(scores: FloatTensor, temperature: float, num_samples: i
     $g_e$ are distributed as $k$ successive draws without replacement from $p$, and unlike
     :func:`torch.multinomial` it cannot fail when some probabilities underflow to zero.
 
-    :param scores: shape: ``(n, m)``, the scores of the candidates of each row
+    :param scores: shape: ``(n, m)``, the scores of the candidates of each row; $-\infty$ for candidates that must not
+        be drawn (unless fewer than $k$ others remain)
     :param temperature: $\tau > 0$
     :param num_samples: $k \le m$, the number of candidates to draw from each row
     :return: shape: ``(n, k)``, the positions of the drawn candidates in each row
     """
-    uniform = torch.rand(scores.shape, dtype=scores.dtype).clamp_min(torch.finfo(scores.dtype).tiny)
+    finfo = torch.finfo(scores.dtype)
+    uniform = torch.rand(scores.shape, dtype=scores.dtype).clamp_min(finfo.tiny)
     gumbel = -torch.log(-torch.log(uniform))
-    return (scores / temperature + gumbel).topk(k=num_samples, dim=-1).indices
+    # a small temperature makes finite scores overflow: they must still rank above the masked (-inf) candidates
+    scaled = torch.where(torch.isinf(scores), scores, (scores / temperature).clamp(-finfo.max, finfo.max))
+    return (scaled + gumbel).topk(k=num_samples, dim=-1).indices
 
 
 class NSCachingNegativeSampler(NegativeSampler):

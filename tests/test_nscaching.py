@@ -59,6 +59,11 @@ def test_sample_by_importance_draws_without_replacement_with_those_probabilities
     assert (drawn.sort(dim=1).values == torch.arange(4)).all()  # each row: every candidate exactly once
     # probabilities that underflow to zero are no problem
     assert sample_by_importance(torch.tensor([[1e4, 0.0, -1e4]]), 1e-3, num_samples=2).tolist() == [[0, 1]]
+    # nor is a temperature so small that the scaled scores overflow: the masked candidate (-inf) is never drawn
+    torch.manual_seed(0)
+    scores = torch.tensor([[-5.0, -3.0, float("-inf"), -4.0]]).repeat(1000, 1)
+    drawn = sample_by_importance(scores, temperature=1e-40, num_samples=3)
+    assert not (drawn == 2).any()
 
 
 def test_negatives_come_from_the_caches_of_their_pairs(tiny_factory, transe):
