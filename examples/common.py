@@ -43,7 +43,7 @@ from pykeen_vbkgc.cli import quiet_library_logs
 from pykeen_vbkgc.defaults import BEST, preset_for
 from pykeen_vbkgc.replacing import replacing
 from pykeen_vbkgc.staging import OutputError, check_writable_directory
-from pykeen_vbkgc.validation import FLOAT32_TINY, check_float32
+from pykeen_vbkgc.validation import FLOAT32_TINY, MAX_SEED, check_float32
 
 __all__ = [
     "DATASETS",
@@ -248,9 +248,9 @@ def positive_int(text: str) -> int:
 def _float_type(minimum: float) -> Callable[[str], float]:
     def convert(text: str) -> float:
         try:
-            return check_float32("the value", float(text), minimum=minimum)
+            return check_float32("value", float(text), minimum=minimum)
         except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error).replace("the value must", "must")) from None
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return convert
 
@@ -263,8 +263,8 @@ positive_float = _float_type(FLOAT32_TINY)
 def seed(text: str) -> int:
     """An argparse type: a seed NumPy's generator takes."""
     value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}, got {value}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}, got {value}")
     return value
 
 

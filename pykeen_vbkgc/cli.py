@@ -25,7 +25,7 @@ from .defaults import MIN_FEATURE_COVERAGE, PRESETS, Preset, get_preset
 from .device_option import check_device
 from .encoders.cli import encode, merge_features
 from .run_files import RUN_RECORD
-from .validation import FLOAT32_MAX, FLOAT32_TINY
+from .validation import FLOAT32_MAX, FLOAT32_TINY, MAX_SEED
 
 __all__ = [
     "SEED_RANGE",
@@ -46,7 +46,7 @@ __all__ = [
 #: the metrics printed after training (filtered, realistic ranks)
 REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hits_at_10")
 #: the seeds NumPy's generator takes (PyKEEN seeds it, too)
-SEED_RANGE = click.IntRange(0, 2**32 - 1)
+SEED_RANGE = click.IntRange(0, MAX_SEED)
 
 
 @click.group()

@@ -7,6 +7,7 @@ import numbers
 __all__ = [
     "FLOAT32_MAX",
     "FLOAT32_TINY",
+    "MAX_SEED",
     "check_float32",
     "check_positive_int",
 ]
@@ -15,6 +16,8 @@ __all__ = [
 FLOAT32_MAX = 3.4028234663852886e38
 #: the smallest normal float32
 FLOAT32_TINY = 2.0**-126
+#: the largest seed that NumPy's generator takes (PyKEEN seeds it with the run's seed)
+MAX_SEED = 2**32 - 1
 
 
 def check_positive_int(name: str, value: object) -> int:

@@ -150,12 +150,12 @@ def test_quick_takes_the_dataset_given_on_the_command_line(tmp_path, monkeypatch
         (
             table2_link_prediction,
             ["--learning-rate", "-1"],
-            "argument --learning-rate: must be a number from 1.175e-38 to 3.403e+38 (float32's range), got -1.0.",
+            "argument --learning-rate: value must be a number from 1.175e-38 to 3.403e+38 (float32's range), got -1.0.",
         ),
         (
             table2_link_prediction,
             ["--margin", "1e300"],
-            "argument --margin: must be a number from 0 to 3.403e+38 (float32's range), got 1e+300.",
+            "argument --margin: value must be a number from 0 to 3.403e+38 (float32's range), got 1e+300.",
         ),
         (table2_link_prediction, ["--seed", "-1"], "argument --seed: must be from 0 to 4294967295, got -1"),
         (table2_link_prediction, ["--features", "no-such.safetensors"], "argument --features: no such file"),
