@@ -97,10 +97,11 @@ def check_study_setup(storage, study_name: str, setup: dict[str, object]) -> Non
     if recorded is None:
         study.set_user_attr(SETUP_ATTRIBUTE, setup)
     elif recorded != setup:
+        keys = [*setup, *(key for key in recorded if key not in setup)]
         differences = ", ".join(
-            f"{key} was {recorded.get(key)!r}, now {value!r}"
-            for key, value in setup.items()
-            if recorded.get(key) != value
+            f"{key} was {recorded.get(key)!r}, now {setup.get(key)!r}"
+            for key in keys
+            if recorded.get(key) != setup.get(key)
         )
         raise click.UsageError(
             f"the study {study_name!r} holds trials of another setup ({differences}); give another --study-name, or "
