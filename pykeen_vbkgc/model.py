@@ -297,6 +297,7 @@ class VBKGC(
         )
 
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
+        self._check_entity_ids(hrt_batch[:, 0::2])
         if mode is not None:
             return super().score_hrt(hrt_batch=hrt_batch, mode=mode)
         num_entities = self.num_entities
@@ -439,6 +440,8 @@ class VBKGC(
         Scoring all candidates (PyKEEN's evaluators, ``predict_*``) would otherwise project every entity's features
         once per batch of queries, although the parameters do not change between batches.
         """
+        self._check_entity_ids(h)
+        self._check_entity_ids(t)
         if mode is not None or torch.is_grad_enabled():
             return super()._get_representations(h=h, r=r, t=t, mode=mode)
         structural, multimodal, _ = self._entity_tables(piece_table=False)
@@ -460,6 +463,21 @@ class VBKGC(
         tr = look_up(t, self.interaction.tail_indices)
         # as ERModel: a single representation is passed as itself
         return tuple(x[0] if len(x) == 1 else x for x in (hr, rr, tr))
+
+    def _check_entity_ids(self, ids: LongTensor | None) -> None:
+        """In evaluation mode, refuse entity ids outside ``0..num_entities-1``.
+
+        Ids from ``num_entities`` on are twins ids, which only training negatives carry: elsewhere they would be
+        decoded into the score of other entities (and negative ids would wrap around), silently.
+        """
+        if self.training or ids is None or not ids.numel():
+            return
+        bad = (ids < 0) | (ids >= self.num_entities)
+        if bool(bad.any()):
+            raise IndexError(
+                f"entity ids must be from 0 to {self.num_entities - 1}, got {ids[bad][0].item()} (ids from "
+                f"{self.num_entities} on are twins ids, for training negatives only)."
+            )
 
     def _entity_tables(self, piece_table: bool = True) -> tuple[FloatTensor, FloatTensor, FloatTensor | None]:
         r"""Return $\mathbf{e}_s$ and $\mathbf{e}_m$ of all entities and their piece table, once per parameter state.

@@ -444,7 +444,7 @@ def test_regularizer_of_the_structural_and_relation_embeddings(tiny_factory, tin
     # nothing in evaluation
     model.eval()
     with torch.no_grad():
-        model.score_t(hrt[:5, :2])
+        model.score_t(tiny_factory.mapped_triples[:5, :2])  # plain ids: twins ids are for training negatives only
     assert model.collect_regularization_term() == 0
 
 
@@ -822,13 +822,16 @@ def test_scoring_all_candidates_projects_the_features_once_per_parameter_state(t
     }
     projections.clear()
     with torch.no_grad():
+        # twins ids, which only training negatives carry, in training mode
+        actual = {"twins ids": model.score_t(torch.as_tensor([[model.num_entities * 3 + 1, 0]]))}
         model.eval()
-        actual = {
-            "t": model.score_t(hr),
-            "h": model.predict_h(rt, slice_size=2),
-            "t, the same candidates for all": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])),
-            "twins ids": model.score_t(torch.as_tensor([[model.num_entities * 3 + 1, 0]])),
-        }
+        actual.update(
+            {
+                "t": model.score_t(hr),
+                "h": model.predict_h(rt, slice_size=2),
+                "t, the same candidates for all": model.score_t(hr, tails=torch.as_tensor([5, 1, 2])),
+            }
+        )
         assert projections == [model.num_entities]
         # a changed parameter is seen: the projection is computed again
         model.entity_representations[2].base.transformation.weight.mul_(2.0)
@@ -950,3 +953,30 @@ def _assert_training_path_equals_autograd(model: VBKGC, hrt: torch.Tensor) -> No
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
     for fast_gradient, reference_gradient in zip(fast_gradients, reference_gradients, strict=True):
         torch.testing.assert_close(fast_gradient, reference_gradient, rtol=1e-4, atol=1e-5)
+
+
+def test_evaluation_refuses_entity_ids_outside_the_graph(tiny_factory, tiny_features):
+    """Ids from num_entities on are twins ids of training negatives; in evaluation they would score other entities."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0).eval()
+    n = model.num_entities
+    message = (
+        f"entity ids must be from 0 to {n - 1}, got {{}} (ids from {n} on are twins ids, for training negatives only)."
+    )
+    calls = {
+        "score_hrt": lambda bad: model.score_hrt(torch.as_tensor([[bad, 0, 1]])),
+        "score_t": lambda bad: model.score_t(torch.as_tensor([[bad, 0]])),
+        "score_h": lambda bad: model.score_h(torch.as_tensor([[0, bad]])),
+        "score_t with candidates": lambda bad: model.score_t(
+            torch.as_tensor([[0, 0]]), tails=torch.as_tensor([1, bad])
+        ),
+        "predict_t": lambda bad: model.predict_t(torch.as_tensor([[bad, 0]])),
+    }
+    for name, call in calls.items():
+        for bad in (n, n + 3, -1):
+            for gradients in (False, True):
+                with torch.set_grad_enabled(gradients), pytest.raises(IndexError) as error:
+                    call(bad)
+                assert str(error.value) == message.format(bad), name
+    # training negatives keep their twins ids
+    model.train()
+    assert model.score_hrt(torch.as_tensor([[n + 3, 0, 1]])).isfinite().all()
