@@ -460,8 +460,10 @@ class MultimodalDataset(LazyDataset):
         relation_to_id = create_relation_mapping(set(everything[:, 1]))
         kwargs = dict(entity_to_id=entity_to_id, relation_to_id=relation_to_id)
         metadata = {"path": str(self.directory / SPLIT_FILES[0])}
-        if self.has_features:
-            # VBKGC reads its features from here when it is given none (see pykeen_vbkgc.model)
+        if self.has_features or self._explicit_features_path is not None:
+            # VBKGC reads its features from here when it is given none (see pykeen_vbkgc.model); a features_path
+            # given explicitly goes there even if it is missing, so that the model says so instead of training with
+            # random features
             metadata[FEATURES_METADATA_KEY] = str(self.features_path.resolve())
         if self.preset is not None:
             # VBKGC takes the settings it is not given from this preset (see pykeen_vbkgc.defaults.preset_for)

@@ -247,6 +247,8 @@ def load_features(path: str | os.PathLike) -> EntityFeatures:
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise FeaturesFileError(f"{path} is a directory, not a features file.")
     if not path.is_file():
         raise FeaturesFileError(f"Features file not found: {path}")
     try:

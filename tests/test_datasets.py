@@ -419,6 +419,16 @@ def test_features_path_and_missing_features(tmp_path):
     assert not dataset.has_features
     with pytest.raises(FileNotFoundError, match=r"No features file for FB15k237Multimodal at .*f\.safetensors"):
         dataset.features()
+    # the model is told about a features_path given explicitly, even a missing one: an error, not random features
+    from pykeen_vbkgc import VBKGC
+    from pykeen_vbkgc.features import FeaturesFileError
+
+    with pytest.raises(FeaturesFileError) as error:
+        VBKGC(triples_factory=dataset.training, embedding_dim=4)
+    assert str(error.value) == f"Features file not found: {tmp_path / 'f.safetensors'}"
+    with pytest.raises(FeaturesFileError) as error:
+        VBKGC(triples_factory=FB15k237Multimodal(directory=directory, features_path=tmp_path).training)
+    assert str(error.value) == f"{tmp_path} is a directory, not a features file."
     # without an explicit path, the default lives in the (writable) cache, not in the data directory, in a file keyed
     # by the data directory: features encoded for one copy are never picked up for another
     dataset = FB15k237Multimodal(directory=directory, cache_root=tmp_path / "cache")
