@@ -27,6 +27,7 @@ __all__ = [
     "AlignedFeatures",
     "EntityFeatures",
     "FeaturesFileError",
+    "check_output_file",
     "load_features",
     "save_features",
 ]
@@ -40,6 +41,8 @@ FORMAT_VERSION = "1"
 #: the key under which a dataset stores its features file in the training triples' ``metadata``; VBKGC reads it
 #: when it is given no features
 FEATURES_METADATA_KEY = "vbkgc_features"
+#: the largest number of images per entity that a file holds (int32)
+_INT32_MAX = 2**31 - 1
 #: metadata keys that the file layout itself owns
 _RESERVED_KEYS = frozenset({"format", "format_version", "labels", "num_entities", "dim"})
 
@@ -126,8 +129,14 @@ class EntityFeatures:
 
         :param entity_to_id: the mapping from entity labels to ids ``0..num_entities-1``
         :return: the aligned rows, the coverage mask and the number of ignored labels
+        :raises FeaturesFileError: if the ids are not ``0..num_entities-1``, each once
         """
         num_entities = len(entity_to_id)
+        if sorted(entity_to_id.values()) != list(range(num_entities)):
+            # e.g. -1 would fill the last row, a repeated id would overwrite one
+            raise FeaturesFileError(
+                f"entity_to_id must map its {num_entities} labels to the ids 0..{num_entities - 1}."
+            )
         vectors = torch.zeros(num_entities, self.dim, dtype=torch.get_default_dtype())
         mask = torch.zeros(num_entities, dtype=torch.bool)
         rows, ids = [], []
@@ -149,6 +158,8 @@ class EntityFeatures:
         :return: the selected rows, with the same metadata
         :raises FeaturesFileError: if a label is not in the features
         """
+        if isinstance(labels, str):  # would be read as one label per character
+            raise FeaturesFileError(f"labels must be a sequence of labels, not the string {labels!r}.")
         row_of = {label: row for row, label in enumerate(self.labels)}
         missing = [label for label in labels if label not in row_of]
         if missing:
@@ -187,6 +198,20 @@ def validate_matrix(matrix: torch.Tensor, *, name: str = "features") -> None:
         )
 
 
+def check_output_file(path: str | os.PathLike) -> None:
+    """Check that a file can be written at ``path``: it is no directory, and no file stands where its directory goes.
+
+    :param path: the file to write
+    :raises FeaturesFileError: if it cannot be
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FeaturesFileError(f"{path} is a directory; give the name of a file to write.")
+    existing = next(parent for parent in path.parents if parent.exists())
+    if not existing.is_dir():
+        raise FeaturesFileError(f"Cannot write {path}: {existing} is a file, not a directory.")
+
+
 def save_features(
     path: str | os.PathLike,
     labels: Sequence[str] | EntityFeatures,
@@ -217,6 +242,9 @@ def save_features(
             labels=tuple(labels), vectors=vectors, metadata=dict(metadata or {}), num_images=num_images
         )
     path = Path(path)
+    check_output_file(path)
+    if features.num_images is not None and bool((features.num_images > _INT32_MAX).any()):
+        raise FeaturesFileError(f"num_images must be at most {_INT32_MAX} (files store int32).")
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -182,7 +182,8 @@ class NeighbourVote(nn.Module):
         index, counts = getattr(self, f"{side}_index"), getattr(self, f"{side}_counts")
         adjacency = torch.sparse_coo_tensor(index, counts, size, is_coalesced=True, check_invariants=False)
         prior = getattr(self, f"{side}_prior")
-        unit = nn.functional.normalize(features.double(), dim=1).float()
+        # normalised in float64, then in the dtype of the counts they weigh (float32, unless the model was converted)
+        unit = nn.functional.normalize(features.double(), dim=1).to(counts.dtype)
         similarity = unit[anchors] @ unit.T
         # the anchor is not its own neighbour
         similarity[torch.arange(len(anchors), device=anchors.device), anchors] = float("-inf")

@@ -347,6 +347,49 @@ def test_bad_inputs(encoder, enc_images, tmp_path):
         read_texts(path)
 
 
+def test_arguments_of_the_wrong_kind_are_refused_before_encoding(encoder, tmp_path):
+    """One clear error each, before the model runs (and before any work that a late failure would lose)."""
+    cases = [
+        (dict(texts={"/m/cat": 1}), EncodingInputError, "The texts of 1 entities are not strings: '/m/cat'"),
+        (dict(texts={1: "a cat"}), EncodingInputError, "Entity labels must be strings, got 1."),
+        (
+            dict(images={"/m/cat": "images/m.cat/img0.png"}),
+            EncodingInputError,
+            "The images of an entity are a sequence of paths, but 1 entities have a single path: '/m/cat'",
+        ),
+        (
+            dict(entities="/m/cat"),
+            EncodingInputError,
+            "entities must be a sequence of entity labels, not the string '/m/cat'.",
+        ),
+        (dict(batch_size=1.5), ValueError, "batch_size must be a positive integer, got 1.5."),
+        (dict(shard="0/4"), ValueError, "A shard is a pair of integers (i, n), got '0/4'."),
+        (dict(shard=(True, 2)), ValueError, "A shard is a pair of integers (i, n), got (True, 2)."),
+        (
+            dict(entities=["/m/cat", "/m/dog"], shard=(0, 4)),
+            EncodingInputError,
+            "Shard 0/4 holds no entity: 2 entities make at most 2 shards.",
+        ),
+        (
+            dict(output=tmp_path),
+            FeaturesFileError,
+            f"{tmp_path} is a directory; give the name of a file to write.",
+        ),
+        (
+            dict(output=tmp_path / "a-file" / "f.safetensors"),
+            FeaturesFileError,
+            f"Cannot write {tmp_path / 'a-file' / 'f.safetensors'}: {tmp_path / 'a-file'} is a file, not a directory.",
+        ),
+    ]
+    (tmp_path / "a-file").write_text("")
+    for kwargs, kind, message in cases:
+        kwargs = {"texts": ENC_TEXTS, **kwargs}
+        with pytest.raises(kind) as error:
+            encode_entities(encoder, kwargs.pop("texts"), progress=False, **kwargs)
+        assert str(error.value) == message, kwargs
+    assert not list(tmp_path.rglob("*.safetensors*"))  # no output, no partial file
+
+
 def test_checkpoint_not_available_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(

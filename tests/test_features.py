@@ -169,3 +169,35 @@ def test_written_files_have_the_mode_that_the_umask_gives(tmp_path, umask):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_align_and_select_refuse_arguments_that_would_misplace_rows():
+    features = EntityFeatures(labels=("a", "b", "c"), vectors=torch.arange(12.0).view(3, 4))
+    # -1 would fill the last row, 5 is out of range, a repeated id would overwrite a row
+    for mapping in ({"a": -1, "b": 0}, {"a": 5}, {"a": 0, "b": 0}):
+        with pytest.raises(FeaturesFileError) as error:
+            features.align(mapping)
+        assert str(error.value) == f"entity_to_id must map its {len(mapping)} labels to the ids 0..{len(mapping) - 1}."
+    assert features.align({"c": 0, "x": 1}).mask.tolist() == [True, False]
+    with pytest.raises(FeaturesFileError) as error:
+        features.select("ab")
+    assert str(error.value) == "labels must be a sequence of labels, not the string 'ab'."
+
+
+def test_save_features_checks_where_it_writes_and_what_int32_holds(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    vectors = torch.zeros(1, 2)
+    for path, message in [
+        (tmp_path, f"{tmp_path} is a directory; give the name of a file to write."),
+        (
+            tmp_path / "a-file" / "f.safetensors",
+            f"Cannot write {tmp_path / 'a-file' / 'f.safetensors'}: {tmp_path / 'a-file'} is a file, not a directory.",
+        ),
+    ]:
+        with pytest.raises(FeaturesFileError) as error:
+            save_features(path, ["a"], vectors)
+        assert str(error.value) == message
+    with pytest.raises(FeaturesFileError) as error:
+        save_features(tmp_path / "f.safetensors", ["a"], vectors, num_images=torch.tensor([2**31]))
+    assert str(error.value) == "num_images must be at most 2147483647 (files store int32)."
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]

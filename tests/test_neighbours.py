@@ -272,3 +272,17 @@ def test_pipeline_evaluates_with_the_vote():
     )
     assert result.model.neighbour_vote is not None
     assert 0 < result.get_metric("both.realistic.inverse_harmonic_mean_rank") <= 1
+
+
+def test_the_vote_follows_a_model_converted_to_float64(factory, features):
+    import copy
+
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0.5, num_neighbours=2)
+    model.eval()
+    queries = factory.mapped_triples[:3, :2]
+    with torch.no_grad():
+        expected = model.score_t(queries)
+        converted = copy.deepcopy(model).double()
+        scores = converted.score_t(queries)
+    assert scores.dtype == torch.float64
+    torch.testing.assert_close(scores.float(), expected, atol=1e-5, rtol=1e-5)

@@ -171,9 +171,24 @@ def check_inputs(
     :raises EncodingInputError: for an empty entity list, duplicate entities, entities without text, empty texts,
         or images of unknown entities
     """
-    entities = tuple(texts) if entities is None else tuple(entities)
+    if isinstance(entities, str):
+        raise EncodingInputError(f"entities must be a sequence of entity labels, not the string {entities!r}.")
+    given = () if entities is None else tuple(entities)
+    not_labels = [e for e in (*texts, *given, *(images or {})) if not isinstance(e, str)]
+    entities = given if entities is not None else tuple(texts)
     if not entities:
         raise EncodingInputError("There are no entities to encode.")
+    if not_labels:
+        raise EncodingInputError(f"Entity labels must be strings, got {_examples(not_labels)}.")
+    not_texts = [label for label, text in texts.items() if not isinstance(text, str)]
+    if not_texts:
+        raise EncodingInputError(f"The texts of {len(not_texts)} entities are not strings: {_examples(not_texts)}")
+    not_lists = [label for label, paths in (images or {}).items() if isinstance(paths, str | os.PathLike)]
+    if not_lists:
+        raise EncodingInputError(
+            f"The images of an entity are a sequence of paths, but {len(not_lists)} entities have a single path: "
+            f"{_examples(not_lists)}"
+        )
     if len(set(entities)) != len(entities):
         seen: set[str] = set()
         duplicates = [e for e in entities if e in seen or seen.add(e)]

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..features import EntityFeatures, FeaturesFileError, load_features, save_features
+from ..features import EntityFeatures, FeaturesFileError, check_output_file, load_features, save_features
+from ..validation import check_positive_int
 from .base import EntityEncoder, EntityInput
 from .inputs import EncodingInputError, check_inputs
 
@@ -111,6 +112,12 @@ def parse_shard(value: str) -> tuple[int, int]:
 
 
 def _check_shard(shard: tuple[int, int]) -> None:
+    if (
+        not isinstance(shard, tuple | list)
+        or len(shard) != 2
+        or not all(isinstance(part, int) and not isinstance(part, bool) for part in shard)
+    ):
+        raise ValueError(f"A shard is a pair of integers (i, n), got {shard!r}.")
     index, total = shard
     if total < 1 or not 0 <= index < total:
         raise ValueError(f"Invalid shard {index}/{total}: the index is 0-based, 0 <= i < n.")
@@ -208,8 +215,7 @@ def encode_entities(
     :raises EncodingInputError: for unusable inputs, an existing output without ``overwrite``, or a partial file
         from other settings
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    check_positive_int("batch_size", batch_size)
     all_entities = check_inputs(texts, images, entities)
     images = dict(images or {})
     if images and not encoder.uses_images:
@@ -222,6 +228,11 @@ def encode_entities(
     selected = all_entities
     if shard is not None:
         selected = all_entities[shard_slice(len(all_entities), shard)]
+        if not selected:
+            raise EncodingInputError(
+                f"Shard {shard[0]}/{shard[1]} holds no entity: {len(all_entities)} entities make at most "
+                f"{len(all_entities)} shards."
+            )
         metadata.update(
             shard=f"{shard[0]}/{shard[1]}",
             shard_entities_total=str(len(all_entities)),
@@ -238,6 +249,8 @@ def encode_entities(
     partial = None
     if output is not None:
         output = Path(output)
+        # before any encoding: the work would be lost when the file cannot be written
+        check_output_file(output)
         if output.exists() and not overwrite:
             raise EncodingInputError(
                 f"The output file {output} exists; pass overwrite=True (--overwrite) to replace it."
