@@ -249,7 +249,11 @@ def read_checksums(path: str | os.PathLike) -> dict[str, str]:
     :raises DatasetFilesError: if a line is not ``<64 hex digits> <space(s)>[*]<name>``
     """
     result = {}
-    for number, line in enumerate(pathlib.Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DatasetFilesError(f"{path} is not UTF-8 text: {error}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         digest, _, name = line.strip().partition(" ")
@@ -427,6 +431,11 @@ class MultimodalDataset(LazyDataset):
         return directory
 
     def _check_directory(self, verify: bool) -> None:
+        if self.directory.is_file():
+            raise DatasetFilesError(
+                f"{self.__class__.__name__}: {self.directory} is a file; give the data directory that contains "
+                f"{', '.join(self.required_files)}."
+            )
         if not self.directory.is_dir():
             raise DatasetFilesError(
                 f"{self.__class__.__name__}: data directory does not exist: {self.directory}. It must contain "
@@ -697,7 +706,10 @@ class TriplesDirectory(MultimodalDataset):
         :param directory: the directory with the three split files
         :param kwargs: keyword arguments of :class:`MultimodalDataset`, e.g. ``features_path`` or
             ``images_directory``
+        :raises TypeError: without a directory (your own graph has no download)
         """
+        if directory is None:
+            raise TypeError("TriplesDirectory needs the directory of your graph (train.txt, valid.txt, test.txt).")
         super().__init__(directory=directory, **kwargs)
 
     def _read_texts(self) -> dict[str, str]:
@@ -772,9 +784,15 @@ class FB15k237Multimodal(MultimodalDataset):
             logger.warning("%s is missing; FB15k-237 texts are entity names without descriptions", path)
             return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise DatasetFilesError(f"{path} is not valid JSON: {error}") from error
+        # {MID: {"label": ..., "description": ...}}, as in villmow's FB15k-237 files
+        if not isinstance(data, dict) or not all(isinstance(entry, dict) for entry in data.values()):
+            raise DatasetFilesError(
+                f"{path} must hold a JSON object mapping each entity to an object with 'label' and 'description'."
+            )
+        return data
 
     def _read_texts(self) -> dict[str, str]:  # noqa: D102
         names = _read_tsv_pairs(self.directory / "entity2text.txt")

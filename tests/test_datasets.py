@@ -522,3 +522,30 @@ def test_demo_trains_end_to_end(tmp_path, monkeypatch):
     # random ranking among 500 entities gives an MRR of about 0.014
     assert mrr > 0.1, f"MRR {mrr:.3f} after {elapsed:.0f} s"
     assert result.get_metric("hits@10") > 0.3
+
+
+def test_dataset_files_of_the_wrong_kind_are_one_message(tmp_path):
+    directory = write_tiny_fb(tmp_path / "fb")
+    # a SHA256SUMS that is not text
+    (directory / "SHA256SUMS").write_bytes(b"\xff\xfe")
+    with pytest.raises(DatasetFilesError) as error:
+        FB15k237Multimodal(directory=directory)
+    assert str(error.value).startswith(f"{directory / 'SHA256SUMS'} is not UTF-8 text: ")
+    # entity2wikidata.json: valid JSON of another shape
+    for text in ("[1, 2]", '{"/m/a": "a string"}'):
+        (directory / "entity2wikidata.json").write_text(text)
+        with pytest.raises(DatasetFilesError) as error:
+            FB15k237Multimodal(directory=directory, verify=False).entity_texts  # noqa: B018
+        assert str(error.value) == (
+            f"{directory / 'entity2wikidata.json'} must hold a JSON object mapping each entity to an object with "
+            "'label' and 'description'."
+        )
+    # a file where the directory should be, and no directory at all
+    with pytest.raises(DatasetFilesError) as error:
+        TriplesDirectory(directory / "train.txt")
+    assert str(error.value) == (
+        f"TriplesDirectory: {directory / 'train.txt'} is a file; give the data directory that contains train.txt, "
+        "valid.txt, test.txt."
+    )
+    with pytest.raises(TypeError, match=r"^TriplesDirectory needs the directory of your graph"):
+        TriplesDirectory(None)
