@@ -271,6 +271,49 @@ def test_resume_reencodes_changed_inputs_and_checks_settings(encoder, enc_visual
         encode_entities(other, ENC_TEXTS, output=tmp_path / "g.safetensors", progress=False)
 
 
+def test_a_checkpoint_replaced_at_the_same_path_does_not_resume(enc_bert_dir, tmp_path, caplog):
+    """The partial file's fingerprint covers the weights: rows of two models must not be mixed in one file."""
+    import shutil
+
+    checkpoint = shutil.copytree(enc_bert_dir, tmp_path / "checkpoint")
+    output = tmp_path / "f.safetensors"
+
+    def interrupted_encoder():
+        encoder = TextEncoder(checkpoint)
+        encode = encoder.encode
+
+        def first_batch_only(batch):
+            if encoder.batches:
+                raise KeyboardInterrupt
+            encoder.batches += 1
+            return encode(batch)
+
+        encoder.batches, encoder.encode = 0, first_batch_only
+        with pytest.raises(KeyboardInterrupt):
+            encode_entities(encoder, ENC_TEXTS, output=output, batch_size=4, checkpoint_interval=1e9, progress=False)
+
+    # the same weights: resumed
+    interrupted_encoder()
+    with caplog.at_level(logging.INFO, logger="pykeen_vbkgc.encoders.run"):
+        encode_entities(TextEncoder(checkpoint), ENC_TEXTS, output=output, progress=False)
+    assert f"Resuming from {partial_path(output)}: 4 of 8 entities are done" in caplog.messages
+    # the same settings and width, other weights at the same path: refused
+    output.unlink()
+    interrupted_encoder()
+    model = AutoModel.from_pretrained(checkpoint)
+    with torch.no_grad():
+        model.embeddings.word_embeddings.weight.mul_(2)
+    model.save_pretrained(checkpoint)
+    with pytest.raises(EncodingInputError, match="different encoder settings or weights.*--restart"):
+        encode_entities(TextEncoder(checkpoint), ENC_TEXTS, output=output, progress=False)
+    # a directory in the place of the partial file is refused up front
+    partial_path(output).unlink()
+    partial_path(output).mkdir()
+    with pytest.raises(EncodingInputError) as error:
+        encode_entities(TextEncoder(checkpoint), ENC_TEXTS, output=output, resume=False, progress=False)
+    assert str(error.value) == f"{partial_path(output)} is a directory; the resume file of {output} goes there."
+
+
 def test_shards_and_merge(encoder, images, tmp_path):
     full = encode_entities(encoder, ENC_TEXTS, images, progress=False)
     paths = []
