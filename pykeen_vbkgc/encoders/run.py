@@ -154,7 +154,7 @@ def _resume_fingerprint(encoder: EntityEncoder, metadata: Mapping[str, str]) -> 
     """Return what a partial file must have been written with: the encoder's settings, output width and weights.
 
     The metadata name a checkpoint by its path; the weights are hashed as well, so that rows of a checkpoint that was
-    replaced at the same path are not mixed with the new one's (about a second for VisualBERT with VGG16).
+    replaced at the same path are not mixed with the new one's.
     """
     digest = hashlib.sha256(_sha256_json({**metadata, "width": getattr(encoder, "dim", None)}).encode("utf-8"))
     for value in vars(encoder).values():
