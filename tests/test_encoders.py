@@ -433,6 +433,22 @@ def test_arguments_of_the_wrong_kind_are_refused_before_encoding(encoder, tmp_pa
     assert not list(tmp_path.rglob("*.safetensors*"))  # no output, no partial file
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(image_batch_size=0), "image_batch_size must be a positive integer, got 0."),
+        (dict(max_images=1.5), "max_images must be a positive integer, got 1.5."),
+        (dict(seed="a"), "seed must be an integer from 0 to 4294967295, got 'a'."),
+        (dict(seed=2**62), f"seed must be an integer from 0 to 4294967295, got {2**62}."),
+    ],
+)
+def test_visualbert_settings_are_checked_before_the_model_loads(kwargs, message):
+    # a checkpoint that does not exist: the settings fail first
+    with pytest.raises(ValueError) as error:
+        VisualBertEncoder("no-such-checkpoint", use_images=False, **kwargs)
+    assert str(error.value) == message
+
+
 def test_checkpoint_not_available_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(

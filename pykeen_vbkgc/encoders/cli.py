@@ -14,6 +14,7 @@ import click
 
 from ..device_option import check_device
 from ..features import FeaturesFileError
+from ..validation import MAX_SEED
 from .backbones import backbone_resolver
 from .base import EncoderLoadError
 from .inputs import EncodingInputError, check_inputs, read_images, read_texts
@@ -145,7 +146,13 @@ def _check_output(output: Path, overwrite: bool) -> None:
     help="If the backbone's dim differs from the checkpoint's visual_embedding_dim: fail, or a fixed seeded "
     "random projection (recorded in the metadata).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the projection and Xavier tokens.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seed of the projection and Xavier tokens.",
+)
 @click.option("--max-images", type=click.IntRange(min=1), default=5, show_default=True, help="Images per entity.")
 @click.option(
     "--no-image",
