@@ -28,7 +28,7 @@ from pykeen_vbkgc.encoders import (
     read_texts,
     shard_slice,
 )
-from pykeen_vbkgc.features import FeaturesFileError, load_features
+from pykeen_vbkgc.features import EntityFeatures, FeaturesFileError, load_features
 
 pytest_plugins = ("encoder_fixtures",)
 
@@ -347,6 +347,25 @@ def test_merge_mismatches(encoder, enc_visualbert_dir, enc_bert_dir, tmp_path):
         merge_features([a, c])
     with pytest.raises(FeaturesFileError, match=r"in more than one file: '/m/cat'"):
         merge_features([a, a])
+    # hand-edited or foreign metadata: one clear error, not int()'s
+    from pykeen_vbkgc.features import save_features
+
+    first = load_features(a)
+    x, y = tmp_path / "x.safetensors", tmp_path / "y.safetensors"
+
+    def edited_copy(path, suffix, **metadata):
+        labels = tuple(label + suffix for label in first.labels)
+        save_features(path, EntityFeatures(labels, first.vectors, {**first.metadata, **metadata}))
+
+    edited_copy(x, "", num_truncated="many")
+    with pytest.raises(FeaturesFileError) as error:
+        merge_features([x])
+    assert str(error.value) == f"{x}: its 'num_truncated' metadata must be a non-negative integer, got 'many'."
+    edited_copy(x, "", shard="x/2")
+    edited_copy(y, "-2", shard="1/2")
+    with pytest.raises(FeaturesFileError) as error:
+        merge_features([x, y])
+    assert str(error.value) == f"{x}: its 'shard' metadata must be 'i/n', got 'x/2'."
 
 
 def test_bad_inputs(encoder, enc_images, tmp_path):

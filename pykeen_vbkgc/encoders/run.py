@@ -417,7 +417,7 @@ def merge_features(
             raise FeaturesFileError(f"{len(unexpected)} entities are not expected: {unexpected[:5]}")
 
     metadata = _encoder_settings(first)
-    num_truncated = sum(int(part.metadata.get("num_truncated", 0)) for _, part in parts)
+    num_truncated = sum(_metadata_int(path, part, "num_truncated", default=0) for path, part in parts)
     metadata.update(num_truncated=str(num_truncated), num_merged=str(len(parts)))
     has_images = all(part.num_images is not None for _, part in parts)
     merged = EntityFeatures(
@@ -431,6 +431,14 @@ def merge_features(
     return merged
 
 
+def _metadata_int(path: str, features: EntityFeatures, key: str, default: int) -> int:
+    """Read an integer from a features file's metadata (written by encode; a foreign file may hold anything)."""
+    value = features.metadata.get(key, str(default))
+    if not value.isdigit():
+        raise FeaturesFileError(f"{path}: its {key!r} metadata must be a non-negative integer, got {value!r}.")
+    return int(value)
+
+
 def _check_shards(parts: list[tuple[str, EntityFeatures]]) -> list[tuple[str, EntityFeatures]]:
     """Check that shard files are all shards of one entity list, each once; return them in shard order."""
     by_index: dict[int, str] = {}
@@ -438,6 +446,8 @@ def _check_shards(parts: list[tuple[str, EntityFeatures]]) -> list[tuple[str, En
     total = first.metadata["shard"].partition("/")[2]
     for path, part in parts:
         index, _, count = part.metadata["shard"].partition("/")
+        if not (index.isdigit() and count.isdigit()):
+            raise FeaturesFileError(f"{path}: its 'shard' metadata must be 'i/n', got {part.metadata['shard']!r}.")
         for key in ("shard_entities_total", "shard_entities_sha256"):
             if part.metadata.get(key) != first.metadata.get(key):
                 raise FeaturesFileError(
