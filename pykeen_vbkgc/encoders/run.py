@@ -240,7 +240,9 @@ def encode_entities(
             "leave the images out or use a VisualBERT encoder with an image backbone."
         )
     metadata = encoder.metadata()
-    fingerprint = _resume_fingerprint(encoder, metadata)
+    # the encoder's own settings (before the shard's are added): what a partial file must have been written with
+    settings = dict(metadata)
+    fingerprint = None
     selected = all_entities
     if shard is not None:
         selected = all_entities[shard_slice(len(all_entities), shard)]
@@ -274,6 +276,8 @@ def encode_entities(
         partial = partial_path(output)
         if partial.is_dir():
             raise EncodingInputError(f"{partial} is a directory; the resume file of {output} goes there.")
+        # only with a partial file to read or write: it hashes the weights
+        fingerprint = _resume_fingerprint(encoder, settings)
         _remove_stale_temporaries(output)
         if partial.exists() and not resume:
             partial.unlink()
