@@ -128,7 +128,9 @@ class SafeCheckpointSLCWATrainingLoop(_SafeCheckpoints, SLCWATrainingLoop):
 
     Use it like PyKEEN's loop, e.g. ``pipeline(..., training_loop=SafeCheckpointSLCWATrainingLoop,
     training_kwargs=dict(checkpoint_name="checkpoint.pt", checkpoint_directory=..., checkpoint_frequency=0))``
-    checkpoints after every epoch. Not for early stopping: PyKEEN keeps the best epoch's model in a temporary pickle.
+    checkpoints after every epoch. PyKEEN's ``pipeline`` reads an existing checkpoint's seed with a plain
+    :func:`torch.load` before this loop loads it: check a checkpoint you did not write with :func:`read_checkpoint`
+    first. Not for early stopping: PyKEEN keeps the best epoch's model in a temporary pickle.
     """
 
 

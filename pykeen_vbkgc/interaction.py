@@ -3,6 +3,7 @@ r"""The VBKGC interaction: five TransE terms over structural and multimodal enti
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ from pykeen.nn.modules import Interaction
 from pykeen.typing import FloatTensor, LongTensor
 
 from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances, unit_rows, weighted_sum
+from .validation import FLOAT32_MAX
 
 __all__ = [
     "MEAN_TERM_WEIGHTS",
@@ -29,6 +31,8 @@ SCORE_TERMS: tuple[str, ...] = ("ss", "mm", "sm", "ms", "all")
 
 #: the ``term_weights`` that average the scored terms instead of summing them
 MEAN_TERM_WEIGHTS = "mean"
+#: the largest finite norm order p of the TransE terms (|x|^p of normalised components, at most 2, stays in float32)
+MAX_NORM_ORDER = 100
 
 
 def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -84,14 +88,23 @@ def normalize_term_weights(
         if twice:
             raise ValueError(f"term_weights names term(s) {twice} more than once, got {term_weights!r}.")
         term_weights = dict(pairs)
+    if not isinstance(term_weights, Mapping):
+        raise ValueError(
+            f"term_weights must be a mapping, a string such as 'mm=0.5,all=2', or 'mean'; got {term_weights!r}."
+        )
     unknown = set(term_weights).difference(score_terms)
     if unknown:
         raise ValueError(
             f"term_weights names term(s) {sorted(unknown)} that are not scored; scored: {list(score_terms)}."
         )
-    weights = tuple(float(term_weights.get(term, 1.0)) for term in score_terms)
-    if not all(math.isfinite(weight) and weight >= 0 for weight in weights):
+    weights = tuple(term_weights.get(term, 1.0) for term in score_terms)
+    # numbers that float32 holds: a weight of 1e39 would make every score infinite
+    if not all(
+        isinstance(weight, numbers.Real) and not isinstance(weight, bool) and 0 <= weight <= FLOAT32_MAX
+        for weight in weights
+    ):
         raise ValueError(f"term_weights must be finite and non-negative, got {dict(zip(score_terms, weights))}.")
+    weights = tuple(float(weight) for weight in weights)
     if not any(weights):
         raise ValueError("term_weights must not all be zero.")
     return weights
@@ -191,8 +204,12 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             all 1
         """
         super().__init__()
-        if p < 1:
-            raise ValueError(f"The norm order p must be at least 1, got {p}.")
+        # |x|^p overflows float32 beyond p = 100 (normalised components reach 2); inf is the maximum norm
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (1 <= p <= MAX_NORM_ORDER or p == math.inf):
+            raise ValueError(f"The norm order p must be a number from 1 to {MAX_NORM_ORDER}, or inf; got {p!r}.")
+        for name, value in dict(normalize=normalize, normalize_relations=normalize_relations).items():
+            if not isinstance(value, bool) and not (name == "normalize_relations" and value is None):
+                raise ValueError(f"{name} must be True or False, got {value!r}.")
         self.p = p
         self.normalize = normalize
         self.normalize_relations = normalize if normalize_relations is None else normalize_relations

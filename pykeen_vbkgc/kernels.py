@@ -80,11 +80,17 @@ _constants: dict[tuple, torch.Tensor] = {}
 
 
 def _compile_enabled(device: torch.device) -> bool:
-    setting = os.environ.get("PYKEEN_VBKGC_COMPILE", "auto").lower()
+    setting = os.environ.get("PYKEEN_VBKGC_COMPILE", "auto").strip().lower()
     if setting in ("0", "false", "no", "off"):
         return False
     if setting in ("1", "true", "yes", "on", "all"):
         return True
+    if setting not in ("auto", ""):
+        # a typo must not silently compile (or not)
+        raise ValueError(
+            f"PYKEEN_VBKGC_COMPILE must be 0/false/no/off, 1/true/yes/on/all, or auto (the default), got "
+            f"{os.environ['PYKEEN_VBKGC_COMPILE']!r}."
+        )
     # on CUDA the compilation takes a minute and the kernels are bound by launches, not arithmetic
     return device.type == "cpu"
 

@@ -339,6 +339,14 @@ class VBKGC(
         # the dense kernels take views of the index; each copy would be one more kernel launch
         h_index, t_index = index[:, 0], index[:, 1]
         if not dense:
+            # here the host looks at the ids anyway: ids beyond the twins range would fail inside torch, negative ones
+            # would be decoded into other entities (on accelerators the check would cost a synchronisation)
+            if self.training and entities.numel():
+                low, high, end = entities.min().item(), entities.max().item(), num_entities * (num_entities + 1)
+                if low < 0 or high >= end:
+                    raise IndexError(
+                        f"entity ids must be from 0 to {end - 1} (twins ids included), got ids from {low} to {high}."
+                    )
             # the positions of the twins ids, searched once (each boolean selection would search the mask again)
             positions = (entities >= num_entities).reshape(-1).nonzero().squeeze(dim=1)
             if positions.numel():

@@ -49,6 +49,7 @@ from pykeen.typing import COLUMN_HEAD, COLUMN_TAIL, BoolTensor, FloatTensor, Ind
 from torch.utils.data import DataLoader, Dataset
 
 from .interaction import VBKGCInteraction
+from .validation import check_positive_int
 
 __all__ = [
     "DEFAULT_MAX_CHUNK_SCORES",
@@ -600,7 +601,8 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
         if self.chunk_size is not None:
             return self.chunk_size
         if slice_size:
-            return slice_size
+            # PyKEEN passes slice_size through unchecked: a negative one would make the chunks empty (no training)
+            return check_positive_int("slice_size", slice_size)
         return max(1, DEFAULT_MAX_CHUNK_SCORES // max(num_rows, 1))
 
     # docstr-coverage: inherited

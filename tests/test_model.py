@@ -345,7 +345,7 @@ def test_random_features_for_the_ablation(tiny_factory):
         (torch.randn(6, 4), dict(feature_dim=8), "feature_dim=8 does not match the features' dimension 4"),
         (torch.randn(6, 4), dict(score_terms=["ss", "xx"]), r"Unknown score term\(s\) \['xx'\]"),
         (torch.randn(6, 4), dict(score_terms=[]), "non-empty subset"),
-        (torch.randn(6, 4), dict(scoring_fct_norm=0.5), "at least 1"),
+        (torch.randn(6, 4), dict(scoring_fct_norm=0.5), "a number from 1 to 100, or inf"),
     ],
 )
 def test_bad_input_raises_clear_errors(tiny_factory, features, kwargs, message):
@@ -980,3 +980,55 @@ def test_evaluation_refuses_entity_ids_outside_the_graph(tiny_factory, tiny_feat
     # training negatives keep their twins ids
     model.train()
     assert model.score_hrt(torch.as_tensor([[n + 3, 0, 1]])).isfinite().all()
+
+
+def test_interaction_settings_that_would_score_wrongly_are_refused():
+    from pykeen_vbkgc.interaction import VBKGCInteraction
+
+    norm_message = "The norm order p must be a number from 1 to 100, or inf; got {!r}."
+    # NaN failed in cdist, 200 overflowed to NaN scores, 1e10 to -inf; a bool or a string is no order
+    for p in (float("nan"), 200.0, 1e10, True, "2", 0.5):
+        with pytest.raises(ValueError) as error:
+            VBKGCInteraction(p=p)
+        assert str(error.value) == norm_message.format(p)
+    assert VBKGCInteraction(p=float("inf")).p == float("inf")
+    for name, value in (("normalize", "no"), ("normalize_relations", "false")):
+        with pytest.raises(ValueError) as error:
+            VBKGCInteraction(**{name: value})
+        assert str(error.value) == f"{name} must be True or False, got {value!r}."
+    for weights in ({"mm": 1e39}, {"mm": True}, {"mm": None}):
+        with pytest.raises(ValueError, match=r"^term_weights must be finite and non-negative, got "):
+            VBKGCInteraction(term_weights=weights)
+    with pytest.raises(ValueError) as error:
+        VBKGCInteraction(term_weights=5)
+    assert str(error.value) == "term_weights must be a mapping, a string such as 'mm=0.5,all=2', or 'mean'; got 5."
+
+
+def test_training_ids_outside_the_twins_range_are_refused_on_the_cpu_path(tiny_factory, tiny_features):
+    """A negative id was decoded into another entity's score, silently; one past the twins range failed in torch."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0).train()
+    n = model.num_entities
+    for bad in (-1, n * (n + 1)):
+        with pytest.raises(IndexError) as error:
+            model.score_hrt(torch.as_tensor([[0, 0, 1], [0, 0, bad]]))
+        ids = f"from {min(0, bad)} to {max(1, bad)}"
+        assert (
+            str(error.value) == f"entity ids must be from 0 to {n * (n + 1) - 1} (twins ids included), got ids {ids}."
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"), [(" 0 ", False), ("OFF", False), (" 1", True), ("", True), ("auto", True)]
+)
+def test_the_compile_variable_is_read_strictly(monkeypatch, value, enabled):
+    monkeypatch.setenv("PYKEEN_VBKGC_COMPILE", value)
+    assert kernels_module._compile_enabled(torch.device("cpu")) is enabled
+
+
+def test_an_unknown_compile_setting_is_an_error(monkeypatch):
+    monkeypatch.setenv("PYKEEN_VBKGC_COMPILE", "maybe")
+    with pytest.raises(ValueError) as error:
+        kernels_module._compile_enabled(torch.device("cpu"))
+    assert str(error.value) == (
+        "PYKEEN_VBKGC_COMPILE must be 0/false/no/off, 1/true/yes/on/all, or auto (the default), got 'maybe'."
+    )

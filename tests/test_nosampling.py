@@ -200,6 +200,11 @@ def test_chunk_size_from_slice_size_and_no_backward(tiny_factory):
     assert not gradients(model)
     expected = hand_written_loss(model, tiny_factory.mapped_triples, loss, sides=("tail",))
     assert value == pytest.approx(expected.item(), rel=1e-5)
+    # a negative slice_size made every chunk empty: no training, a loss of 0
+    for bad in (-3, 2.5):
+        with pytest.raises(ValueError) as error:
+            loop._forward_pass(batch, 0, size, size, label_smoothing=0.0, slice_size=bad, backward=False)
+        assert str(error.value) == f"slice_size must be a positive integer, got {bad}."
 
 
 def test_pykeen_lcwa_loop_with_the_loss(tiny_factory):
