@@ -376,11 +376,13 @@ class MultimodalDataset(LazyDataset):
         self.directory = directory
         self._check_directory(verify=verify)
 
+        source = "images_directory="
         if images_directory is None:
-            images_directory = _env_path(self.images_env)
+            images_directory, source = _env_path(self.images_env), f"${self.images_env}"
         self.images_directory = pathlib.Path(images_directory).expanduser() if images_directory is not None else None
         if self.images_directory is not None and not self.images_directory.is_dir():
-            raise DatasetFilesError(f"Images directory does not exist: {self.images_directory}")
+            problem = "is a file, not a directory" if self.images_directory.exists() else "does not exist"
+            raise DatasetFilesError(f"Images directory {self.images_directory} (from {source}) {problem}.")
 
         if eager:
             self._load()

@@ -285,8 +285,17 @@ def test_images_mmkg_layout(tmp_path, monkeypatch):
 
 def test_images_errors(tmp_path):
     directory = write_tiny_fb(tmp_path / "fb")
-    with pytest.raises(DatasetFilesError, match="Images directory does not exist"):
+    with pytest.raises(DatasetFilesError) as error:
         FB15k237Multimodal(directory=directory, images_directory=tmp_path / "nowhere")
+    assert str(error.value) == f"Images directory {tmp_path / 'nowhere'} (from images_directory=) does not exist."
+    (tmp_path / "a-file").write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FB15K237_IMAGES_ENV, str(tmp_path / "a-file"))
+        with pytest.raises(DatasetFilesError) as error:
+            FB15k237Multimodal(directory=directory)
+    assert str(error.value) == (
+        f"Images directory {tmp_path / 'a-file'} (from ${FB15K237_IMAGES_ENV}) is a file, not a directory."
+    )
     empty = tmp_path / "empty"
     (empty / "01").mkdir(parents=True)  # the label, not the MMKG folder name m.01
     (empty / "01" / "a.jpg").write_bytes(b"")
