@@ -31,8 +31,9 @@ SCORE_TERMS: tuple[str, ...] = ("ss", "mm", "sm", "ms", "all")
 
 #: the ``term_weights`` that average the scored terms instead of summing them
 MEAN_TERM_WEIGHTS = "mean"
-#: the largest finite norm order p of the TransE terms (|x|^p of normalised components, at most 2, stays in float32)
-MAX_NORM_ORDER = 100
+#: the largest finite norm order p of the TransE terms: with L2-normalised arguments (the default) the components of
+#: h + r - t are at most 3 in magnitude, and 3^64 (about 3.4e30) stays within float32
+MAX_NORM_ORDER = 64
 
 
 def normalize_score_terms(score_terms: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -204,7 +205,7 @@ class VBKGCInteraction(Interaction[EntityRepresentation, FloatTensor, EntityRepr
             all 1
         """
         super().__init__()
-        # |x|^p overflows float32 beyond p = 100 (normalised components reach 2); inf is the maximum norm
+        # a larger p overflows float32 (see MAX_NORM_ORDER); inf is the maximum norm
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (1 <= p <= MAX_NORM_ORDER or p == math.inf):
             raise ValueError(f"The norm order p must be a number from 1 to {MAX_NORM_ORDER}, or inf; got {p!r}.")
         for name, value in dict(normalize=normalize, normalize_relations=normalize_relations).items():

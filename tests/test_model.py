@@ -345,7 +345,7 @@ def test_random_features_for_the_ablation(tiny_factory):
         (torch.randn(6, 4), dict(feature_dim=8), "feature_dim=8 does not match the features' dimension 4"),
         (torch.randn(6, 4), dict(score_terms=["ss", "xx"]), r"Unknown score term\(s\) \['xx'\]"),
         (torch.randn(6, 4), dict(score_terms=[]), "non-empty subset"),
-        (torch.randn(6, 4), dict(scoring_fct_norm=0.5), "a number from 1 to 100, or inf"),
+        (torch.randn(6, 4), dict(scoring_fct_norm=0.5), "a number from 1 to 64, or inf"),
     ],
 )
 def test_bad_input_raises_clear_errors(tiny_factory, features, kwargs, message):
@@ -985,7 +985,7 @@ def test_evaluation_refuses_entity_ids_outside_the_graph(tiny_factory, tiny_feat
 def test_interaction_settings_that_would_score_wrongly_are_refused():
     from pykeen_vbkgc.interaction import VBKGCInteraction
 
-    norm_message = "The norm order p must be a number from 1 to 100, or inf; got {!r}."
+    norm_message = "The norm order p must be a number from 1 to 64, or inf; got {!r}."
     # NaN failed in cdist, 200 overflowed to NaN scores, 1e10 to -inf; a bool or a string is no order
     for p in (float("nan"), 200.0, 1e10, True, "2", 0.5):
         with pytest.raises(ValueError) as error:
