@@ -12,7 +12,7 @@ from pykeen.nn.modules import Interaction
 from pykeen.typing import FloatTensor, LongTensor
 
 from .kernels import pairwise_l1_distance, piece_table, sum_rows, term_distances, unit_rows, weighted_sum
-from .validation import FLOAT32_MAX
+from .validation import fits_float32
 
 __all__ = [
     "MEAN_TERM_WEIGHTS",
@@ -100,10 +100,7 @@ def normalize_term_weights(
         )
     weights = tuple(term_weights.get(term, 1.0) for term in score_terms)
     # numbers that float32 holds: a weight of 1e39 would make every score infinite
-    if not all(
-        isinstance(weight, numbers.Real) and not isinstance(weight, bool) and 0 <= weight <= FLOAT32_MAX
-        for weight in weights
-    ):
+    if not all(fits_float32(weight) for weight in weights):
         raise ValueError(f"term_weights must be finite and non-negative, got {dict(zip(score_terms, weights))}.")
     weights = tuple(float(weight) for weight in weights)
     if not any(weights):

@@ -10,6 +10,8 @@ __all__ = [
     "MAX_SEED",
     "check_float32",
     "check_positive_int",
+    "check_seed",
+    "fits_float32",
 ]
 
 #: the largest finite float32: a setting beyond it becomes infinite in the model's arithmetic
@@ -45,8 +47,31 @@ def check_float32(name: str, value: object, *, minimum: float = 0.0) -> float:
     :return: the value
     :raises ValueError: ``"<name> must be a number from <minimum> to 3.403e+38 (float32's range), got <value>."``
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not minimum <= value <= FLOAT32_MAX:
+    if not fits_float32(value, minimum=minimum):
         raise ValueError(
             f"{name} must be a number from {minimum:.4g} to {FLOAT32_MAX:.4g} (float32's range), got {value!r}."
         )
+    return value
+
+
+def fits_float32(value: object, *, minimum: float = 0.0) -> bool:
+    """Return whether ``value`` is a real number (not a bool) from ``minimum`` to :data:`FLOAT32_MAX`.
+
+    :param value: the value to check
+    :param minimum: the smallest value allowed
+    :return: whether it is
+    """
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and minimum <= value <= FLOAT32_MAX
+
+
+def check_seed(name: str, value: object) -> int:
+    """Return ``value`` if it is an integer (not a bool) that NumPy's generator takes as a seed, else raise.
+
+    :param name: the argument's name, for the message
+    :param value: the value to check
+    :return: the value
+    :raises ValueError: ``"<name> must be an integer from 0 to 4294967295, got <value>."``
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED}, got {value!r}.")
     return value

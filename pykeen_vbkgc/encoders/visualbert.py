@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 from class_resolver import HintOrType
 
-from ..validation import MAX_SEED, check_positive_int
+from ..validation import check_positive_int, check_seed
 from .backbones import ImageBackbone, backbone_resolver
 from .base import (
     EncodedBatch,
@@ -104,8 +104,7 @@ class VisualBertEncoder(EntityEncoder):
 
         check_positive_int("max_images", max_images)
         check_positive_int("image_batch_size", image_batch_size)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}.")
+        check_seed("seed", seed)
         if no_image not in ("text-only", "xavier"):
             raise ValueError(f"no_image must be 'text-only' or 'xavier', got {no_image!r}.")
         self.device = resolve_device(device)
