@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..device_option import check_device
-from ..features import FeaturesFileError
+from ..features import FeaturesFileError, check_output_file
 from ..validation import MAX_SEED
 from .backbones import backbone_resolver
 from .base import EncoderLoadError
@@ -83,9 +83,10 @@ def _check_output(output: Path, overwrite: bool) -> None:
     if output.exists() and not overwrite:
         raise click.UsageError(f"The output file {output} exists; pass --overwrite to replace it.")
     # the directories are made when the file is written: a file in their place would fail only then
-    existing = next(parent for parent in output.parents if parent.exists())
-    if not existing.is_dir():
-        raise click.UsageError(f"Cannot write {output}: {existing} is a file, not a directory.")
+    try:
+        check_output_file(output)
+    except FeaturesFileError as error:
+        raise click.UsageError(str(error)) from None
 
 
 @click.command()
