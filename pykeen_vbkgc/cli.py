@@ -37,6 +37,7 @@ __all__ = [
     "main",
     "open_dataset",
     "open_triples_directory",
+    "output_errors",
     "quiet_library_logs",
     "run",
     "settings_options",
@@ -331,7 +332,7 @@ def train(
         raise click.BadParameter(str(error), param_hint="--score-terms") from error
     staging = None if output is None else RunStaging(output)
     if staging is not None:
-        with _output_errors():
+        with output_errors():
             staging.check_output()
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     kwargs = settings.pipeline_kwargs(
@@ -352,7 +353,7 @@ def train(
             settings=dataclasses.asdict(settings),
         )
         # before training, so that a bad or busy --output costs no training run
-        with _output_errors():
+        with output_errors():
             resume = staging.acquire(record)
             if staging.finished:
                 staging.publish()
@@ -385,7 +386,7 @@ def train(
     click.echo(f"training {result.train_seconds:.1f} s, evaluation {result.evaluate_seconds:.1f} s", err=True)
     if staging is not None:
         # a Ctrl-C now would cost the finished run: it waits the second or so until the run is in place
-        with signals_deferred(), _output_errors(staging):
+        with signals_deferred(), output_errors(staging):
             model_kwargs = dict(kwargs["model_kwargs"], loss=kwargs["loss"], loss_kwargs=kwargs["loss_kwargs"])
             _save_run(staging.path, result, rows, model_kwargs=model_kwargs)
             staging.publish()
@@ -393,7 +394,7 @@ def train(
 
 
 @contextlib.contextmanager
-def _output_errors(staging=None):
+def output_errors(staging=None):
     """Report a refused ``--output`` in one line; after a failed save, keep only a checkpoint and say so."""
     from .staging import OutputError
 

@@ -70,13 +70,13 @@ from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInst
 from pykeen.typing import FloatTensor
 
 from .allocator import keep_freed_memory
-from .cli import SEED_RANGE, dataset_options, features_error, quiet_library_logs, settings_options
+from .cli import SEED_RANGE, dataset_options, features_error, output_errors, quiet_library_logs, settings_options
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .features import FeaturesFileError
 from .replacing import replacing
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
-from .staging import OutputError, check_new_output
+from .staging import check_new_output
 
 try:
     import pytorch_lightning
@@ -502,10 +502,8 @@ def main(
     quiet_library_logs()
     if output is not None:
         # before any training: a run that cannot be saved is not worth starting
-        try:
+        with output_errors():
             check_new_output(output)
-        except OutputError as error:
-            raise click.BadParameter(str(error), param_hint="--output") from None
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     try:
         result = train_lightning(
