@@ -6,7 +6,23 @@ import click
 
 __all__ = [
     "check_device",
+    "parse_device",
 ]
+
+
+def parse_device(value: str):
+    """Return the torch device that ``value`` names (PyKEEN's ``"gpu"`` meaning ``"cuda"``).
+
+    :param value: e.g. ``cpu``, ``cuda``, ``cuda:1`` or ``gpu``
+    :return: the :class:`torch.device`
+    :raises ValueError: for a name that is no device
+    """
+    import torch
+
+    try:
+        return torch.device("cuda" if value == "gpu" else value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a device; use e.g. cpu, cuda or cuda:1.") from None
 
 
 def check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -26,10 +42,9 @@ def check_device(ctx: click.Context, param: click.Parameter, value: str | None) 
     import torch
 
     try:
-        # PyKEEN takes "gpu" for "cuda"
-        device = torch.device("cuda" if value == "gpu" else value)
-    except (RuntimeError, ValueError):
-        raise click.BadParameter(f"{value!r} is not a device; use e.g. cpu, cuda or cuda:1.") from None
+        device = parse_device(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise click.BadParameter(

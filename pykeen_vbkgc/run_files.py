@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .device_option import parse_device
 from .replacing import replacing
 
 if TYPE_CHECKING:
@@ -160,10 +161,7 @@ def load_run(
     if not isinstance(trust_pickle, bool):
         raise TypeError(f"trust_pickle must be True or False, got {trust_pickle!r}.")
     if device is not None and not isinstance(device, torch.device):
-        try:
-            torch.device("cuda" if device == "gpu" else device)  # PyKEEN takes "gpu" for "cuda"
-        except (RuntimeError, TypeError, ValueError):
-            raise ValueError(f"{device!r} is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'.") from None
+        parse_device(device)
     directory = Path(directory)
     if not directory.exists():
         raise RunFilesError(f"{directory} does not exist.")

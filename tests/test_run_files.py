@@ -93,7 +93,7 @@ def test_load_run_refuses_bad_arguments_before_reading_anything(run, tmp_path):
     assert str(error.value) == "trust_pickle must be True or False, got 'no'."
     with pytest.raises(ValueError) as error:
         load_run(run, device="bogus")
-    assert str(error.value) == "'bogus' is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'."
+    assert str(error.value) == "'bogus' is not a device; use e.g. cpu, cuda or cuda:1."
     with pytest.raises(RunFilesError) as error:
         load_run(tmp_path / "no-such-run")
     assert str(error.value) == f"{tmp_path / 'no-such-run'} does not exist."
