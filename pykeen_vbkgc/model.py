@@ -52,6 +52,13 @@ WARN_FEATURE_COVERAGE = 0.9
 
 FeaturesHint = torch.Tensor | EntityFeatures | str | os.PathLike | Literal["random"] | None
 
+#: the arguments of :class:`~pykeen.models.ERModel` that VBKGC sets itself, and its own arguments that set them
+_OWN_ERMODEL_ARGUMENTS = {
+    "interaction": ("interaction", "scoring_fct_norm, normalize, normalize_relations, score_terms and term_weights"),
+    "entity_representations": ("entity representations", "embedding_dim, features and entity_initializer"),
+    "relation_representations": ("relation representations", "embedding_dim and relation_initializer"),
+}
+
 
 class VBKGC(
     ERModel[tuple[FloatTensor, FloatTensor, FloatTensor], FloatTensor, tuple[FloatTensor, FloatTensor, FloatTensor]]
@@ -192,8 +199,14 @@ class VBKGC(
         :param neighbour_mirror_gate: whether the queries that a mirrored training triple answers (e.g. a hypernym
             whose hyponym triple is known) get no vote (:mod:`~pykeen_vbkgc.neighbours`); default: the preset's (only
             WN9's)
-        :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`
+        :param kwargs: remaining keyword arguments passed to :meth:`pykeen.models.ERModel.__init__`, except its
+            interaction and representations, which VBKGC builds from the arguments above
+        :raises TypeError: for an interaction or representations of :class:`~pykeen.models.ERModel` in ``kwargs``
         """
+        for argument, (what, own) in _OWN_ERMODEL_ARGUMENTS.items():
+            for name in (argument, f"{argument}_kwargs"):
+                if name in kwargs:
+                    raise TypeError(f"VBKGC builds its own {what} from its arguments {own}; it takes no {name}.")
         for name, value in dict(
             embedding_dim=embedding_dim, feature_dim=feature_dim, num_neighbours=num_neighbours
         ).items():

@@ -369,6 +369,51 @@ def test_bad_dimensions_are_refused_before_anything_is_built(tiny_factory, caplo
     assert not caplog.records
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            dict(interaction_kwargs=dict(p=1)),
+            "VBKGC builds its own interaction from its arguments scoring_fct_norm, normalize, normalize_relations, "
+            "score_terms and term_weights; it takes no interaction_kwargs.",
+        ),
+        (
+            dict(interaction="transe"),
+            "VBKGC builds its own interaction from its arguments scoring_fct_norm, normalize, normalize_relations, "
+            "score_terms and term_weights; it takes no interaction.",
+        ),
+        # PyKEEN's ERModel would ignore these two silently (VBKGC passes its own representations)
+        (
+            dict(entity_representations_kwargs=dict(shape=5)),
+            "VBKGC builds its own entity representations from its arguments embedding_dim, features and "
+            "entity_initializer; it takes no entity_representations_kwargs.",
+        ),
+        (
+            dict(relation_representations="lowrank"),
+            "VBKGC builds its own relation representations from its arguments embedding_dim and "
+            "relation_initializer; it takes no relation_representations.",
+        ),
+    ],
+)
+def test_the_interaction_and_representations_of_ermodel_are_refused(tiny_factory, caplog, kwargs, message):
+    with pytest.raises(TypeError) as error:
+        VBKGC(triples_factory=tiny_factory, features="random", embedding_dim=4, **kwargs)
+    assert str(error.value) == message
+    # refused before anything is built: no "random features" warning
+    assert not caplog.records
+    # the same message through PyKEEN's pipeline
+    with pytest.raises(TypeError) as error:
+        pipeline(
+            training=tiny_factory,
+            testing=tiny_factory,
+            model="vbkgc",
+            model_kwargs=dict(features="random", embedding_dim=4, **kwargs),
+            training_kwargs=dict(num_epochs=1),
+            random_seed=0,
+        )
+    assert str(error.value) == message
+
+
 def test_features_without_any_matching_label(tiny_factory, tmp_path):
     path = save_features(tmp_path / "other.safetensors", ["x", "y"], torch.randn(2, 3))
     with pytest.raises(FeaturesFileError, match="None of the labels in the features file .*other.safetensors matches"):
