@@ -5,7 +5,8 @@ writes the checkpoint in place (a process killed while writing leaves a broken f
 gone) and reads it with ``torch.load(..., weights_only=False)``, i.e. as a pickle that may run code.
 :class:`SafeCheckpointSLCWATrainingLoop` (and :class:`SafeCheckpointDeviceSLCWATrainingLoop`, the same for the
 ``deviceslcwa`` loop) writes each checkpoint beside the old one and renames it over it, and reads it with
-``weights_only=True`` (tensors and plain values only; NumPy's random state is stored as a tensor).
+``weights_only=True`` (tensors and plain values only; NumPy's random state keeps its keys in a tensor, which
+PyKEEN's own loop reads, too).
 
 :func:`signals_interrupt` turns SIGTERM, like Ctrl-C, into an exception, so that a stopped run ends the same way
 whichever signal stopped it.
@@ -172,17 +173,21 @@ def _without_log_message(logger: logging.Logger, prefix: str) -> Iterator[None]:
 
 
 def _to_safe(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Replace NumPy's random state (a tuple with an array) by plain values and a tensor."""
+    """Store NumPy's random state (a tuple with an array) with its keys as a tensor.
+
+    The tuple stays a tuple: :func:`numpy.random.set_state` takes the tensor as the keys, so that PyKEEN's own loop
+    resumes from the checkpoint, too.
+    """
     state = dict(state)
     numpy_state = state.get("np_random_state")
     if isinstance(numpy_state, tuple):
         kind, keys, position, has_gauss, cached_gaussian = numpy_state
-        state["np_random_state"] = dict(
-            kind=str(kind),
-            keys=torch.from_numpy(keys.astype("int64")),
-            position=int(position),
-            has_gauss=int(has_gauss),
-            cached_gaussian=float(cached_gaussian),
+        state["np_random_state"] = (
+            str(kind),
+            torch.from_numpy(keys.astype("int64")),
+            int(position),
+            int(has_gauss),
+            float(cached_gaussian),
         )
     if isinstance(state.get("best_epoch_model_checkpoint"), Mapping):
         state["best_epoch_model_checkpoint"] = _to_safe(state["best_epoch_model_checkpoint"])
@@ -190,19 +195,15 @@ def _to_safe(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _from_safe(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Undo :func:`_to_safe`."""
+    """Undo :func:`_to_safe` (and read the mapping that earlier versions stored instead of the tuple)."""
     import numpy as np
 
     state = dict(state)
     numpy_state = state.get("np_random_state")
     if isinstance(numpy_state, Mapping):
-        state["np_random_state"] = (
-            numpy_state["kind"],
-            numpy_state["keys"].numpy().astype(np.uint32),
-            numpy_state["position"],
-            numpy_state["has_gauss"],
-            numpy_state["cached_gaussian"],
-        )
+        numpy_state = tuple(numpy_state[key] for key in ("kind", "keys", "position", "has_gauss", "cached_gaussian"))
+    if isinstance(numpy_state, tuple) and isinstance(numpy_state[1], torch.Tensor):
+        state["np_random_state"] = (numpy_state[0], numpy_state[1].numpy().astype(np.uint32), *numpy_state[2:])
     if isinstance(state.get("best_epoch_model_checkpoint"), Mapping):
         state["best_epoch_model_checkpoint"] = _from_safe(state["best_epoch_model_checkpoint"])
     return state

@@ -289,6 +289,59 @@ def test_a_resumed_pipeline_trains_the_model_of_an_uninterrupted_one(tmp_path, t
         assert torch.equal(ours, theirs)
 
 
+def test_pykeens_own_loop_resumes_a_safe_checkpoint(tmp_path, tiny_factory):
+    """The safe format is one that PyKEEN's loop reads, too: a run can go on without this package's loop."""
+    from pykeen.pipeline import pipeline
+    from pykeen.training import SLCWATrainingLoop
+
+    from pykeen_vbkgc.checkpoints import SafeCheckpointSLCWATrainingLoop
+
+    def run(epochs: int, loop, directory):
+        return pipeline(
+            training=tiny_factory,
+            testing=tiny_factory,
+            model="transe",
+            model_kwargs=dict(embedding_dim=4),
+            training_loop=loop,
+            training_kwargs=dict(
+                checkpoint_name="c.pt", checkpoint_directory=directory, checkpoint_frequency=0, batch_size=3
+            ),
+            epochs=epochs,
+            random_seed=0,
+            use_tqdm=False,
+        )
+
+    whole = run(4, SafeCheckpointSLCWATrainingLoop, tmp_path / "whole")
+    run(2, SafeCheckpointSLCWATrainingLoop, tmp_path / "resumed")
+    state = torch.load(tmp_path / "resumed" / "c.pt", weights_only=True)
+    kind, keys, *_ = state["np_random_state"]
+    assert kind == "MT19937" and keys.dtype == torch.int64 and keys.shape == (624,)
+    resumed = run(4, SLCWATrainingLoop, tmp_path / "resumed")
+    assert type(resumed.training_loop) is SLCWATrainingLoop
+    assert resumed.losses == whole.losses
+    for ours, theirs in zip(resumed.model.parameters(), whole.model.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_a_checkpoint_of_the_earlier_safe_format_is_read(tmp_path):
+    """Earlier versions stored NumPy's random state as a mapping."""
+    import numpy as np
+
+    kind, keys, position, has_gauss, cached_gaussian = np.random.RandomState(3).get_state()
+    path = tmp_path / "c.pt"
+    legacy = dict(
+        kind=kind,
+        keys=torch.from_numpy(keys.astype("int64")),
+        position=position,
+        has_gauss=has_gauss,
+        cached_gaussian=cached_gaussian,
+    )
+    torch.save(dict(epoch=2, model_state_dict={}, np_random_state=legacy), path)
+    state = read_checkpoint(path)["np_random_state"]
+    assert state[0] == kind and state[1].dtype == np.uint32 and np.array_equal(state[1], keys)
+    assert state[2:] == (position, has_gauss, cached_gaussian)
+
+
 @pytest.fixture
 def bad_features(tmp_path):
     path = tmp_path / "features.safetensors"
