@@ -41,6 +41,7 @@ from pykeen.nn.modules import (
     TripleREInteraction,
     UMInteraction,
 )
+from pykeen.regularizers import Regularizer
 from pykeen.training import LCWATrainingLoop
 from pykeen.training.training_loop import NonFiniteLossError
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
@@ -486,8 +487,10 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
                  model_kwargs=dict(scoring_fct_norm=2, power_norm=True),
                  loss_kwargs=dict(positive_target=0.0, negative_target=-3.0))
 
-    Regularizers see the representation calls of ``score_t``/``score_h`` (bilinear: one per side and batch); in
-    chunked mode the query side is looked up, and regularized, once per chunk.
+    Regularizers see the representation calls of ``score_t``/``score_h`` for all entities, one per side and
+    (sub-)batch, in both modes: in chunked mode, the lookups of the chunks are not regularized, and the sub-batch's
+    representations are looked up once more as ERModel's ``score_t``/``score_h`` look them up for all entities, for
+    the regularizer alone (only if the model has one).
     """
 
     def __init__(
@@ -509,7 +512,8 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
             ``model`` and ``optimizer``; the model's loss must be a :class:`NoSamplingLoss`
         :raises ValueError: for an unknown target, strategy or chunk size, a model loss other than
             :class:`NoSamplingLoss`, ``strategy="bilinear"`` with a model whose score is not a supported bilinear
-            form, or a positive target above 0 for a model whose scores are negative distances
+            form, a positive target above 0 for a model whose scores are negative distances, or a model with a
+            regularizer that is no :class:`~pykeen.models.ERModel` in chunked mode
         """
         sides: dict[int | str, tuple[Side, ...]] = {
             "tail": ("tail",),
@@ -551,6 +555,11 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
             )
         if strategy == "auto":
             strategy = "bilinear" if bilinear else "chunked"
+        if strategy == "chunked" and self._regularized and not isinstance(self.model, ERModel):
+            raise ValueError(
+                f"strategy='chunked' regularizes the lookups of ERModel's score_t and score_h, but "
+                f"{type(self.model).__name__} is no ERModel; train it without a regularizer."
+            )
         #: the strategy in use, "bilinear" or "chunked"
         self.strategy: Literal["bilinear", "chunked"] = strategy
         self.chunk_size = chunk_size
@@ -659,13 +668,37 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
                 self.loss.query_losses(self._score(side, pairs[mask], ids=ids), labels[mask, chunk])
                 for side, mask in groups
             ]
-            loss = self.loss.reduce(torch.cat(shares)) + self.model.collect_regularization_term()
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError("Loss is non-finite.")
-            loss = loss * scale
-            if backward:
-                # free this chunk's graph before the next one: memory holds one chunk at a time
-                loss.backward()
-            total += loss.item()
+            # a chunk's lookups are not the unchunked form's (the query side once per chunk): their regularization
+            # is dropped here, and the unchunked form's is added once below
+            self.model.collect_regularization_term()
+            total += self._backward(self.loss.reduce(torch.cat(shares)), scale=scale, backward=backward)
+        if self._regularized:
+            total += self._backward(self._regularization_term(pairs, groups), scale=scale, backward=backward)
         self.model.post_forward_pass()
         return total
+
+    @property
+    def _regularized(self) -> bool:
+        """Return whether the model has a regularizer."""
+        return any(isinstance(module, Regularizer) for module in self.model.modules())
+
+    def _regularization_term(self, pairs: LongTensor, groups: list[tuple[Side, BoolTensor]]) -> FloatTensor:
+        """Return the regularization term of the unchunked form: its lookups, as ERModel's score_t/score_h make them."""
+        for side, mask in groups:
+            rows = pairs[mask]
+            if side == "tail":
+                self.model._get_representations(h=rows[:, 0], r=rows[:, 1], t=None, mode=self.mode)
+            else:
+                self.model._get_representations(h=None, r=rows[:, 0], t=rows[:, 1], mode=self.mode)
+        return self.model.collect_regularization_term()
+
+    @staticmethod
+    def _backward(loss: FloatTensor, scale: float, backward: bool) -> float:
+        """Scale a part of the loss, check it, and (if ``backward``) free its graph by a backward pass."""
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError("Loss is non-finite.")
+        loss = loss * scale
+        if backward:
+            # free this part's graph before the next one: memory holds one chunk at a time
+            loss.backward()
+        return loss.item()

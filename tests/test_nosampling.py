@@ -187,6 +187,64 @@ def test_vbkgc_chunked_equals_unchunked_and_the_hand_written_loss(tiny_factory, 
         assert kernels._compiled["pairwise_l1_grad"] is not False
 
 
+@pytest.mark.parametrize("regularizer", ["lp", "normlimit"])
+def test_chunked_regularizes_as_the_unchunked_form(tiny_factory, regularizer):
+    """The regularizer's term does not depend on the chunks: the unchunked form's, once per sub-batch.
+
+    ``normlimit`` sums over the rows it sees (``lp`` averages): a term added per chunk would count the query side once
+    per chunk with either.
+    """
+    loss = NoSamplingLoss(**WEIGHTS)
+    model = TransE(
+        triples_factory=tiny_factory,
+        embedding_dim=4,
+        loss=loss,
+        regularizer=regularizer,
+        regularizer_kwargs=dict(weight=0.5, max_norm=0.1) if regularizer == "normlimit" else dict(weight=0.5),
+        random_seed=0,
+    ).double()
+    whole = NoSamplingTrainingLoop(model=model, triples_factory=tiny_factory, chunk_size=tiny_factory.num_entities)
+    chunked = NoSamplingTrainingLoop(model=model, triples_factory=tiny_factory, chunk_size=4)
+    batch = one_batch(whole, tiny_factory)
+    value, expected_gradients = loop_loss_and_gradients(whole, batch)
+
+    model.zero_grad()
+    term = hand_written_loss(model, tiny_factory.mapped_triples, loss)
+    # the lookups of the hand-written loss: score_t and score_h, once per side
+    regularization = model.collect_regularization_term()
+    assert regularization.item() > 0.1 * term.item()  # the term matters
+    (term + regularization).backward()
+    assert value == pytest.approx((term + regularization).item(), rel=1e-5)
+    assert_same_gradients(expected_gradients, gradients(model))
+
+    chunked_value, chunked_gradients = loop_loss_and_gradients(chunked, batch)
+    assert chunked_value == pytest.approx(value, rel=1e-5)
+    assert_same_gradients(chunked_gradients, expected_gradients)
+    # with sub-batches: as PyKEEN's sub-batching of the unchunked form (one term per sub-batch)
+    sub_value, sub_gradients = loop_loss_and_gradients(whole, batch, parts=3)
+    chunked_sub_value, chunked_sub_gradients = loop_loss_and_gradients(chunked, batch, parts=3)
+    assert chunked_sub_value == pytest.approx(sub_value, rel=1e-5)
+    assert_same_gradients(chunked_sub_gradients, sub_gradients)
+
+
+def test_chunked_refuses_a_regularized_model_that_is_no_ermodel(tiny_factory):
+    from pykeen.models import CooccurrenceFilteredModel
+
+    loss = NoSamplingLoss(**WEIGHTS)
+    model = CooccurrenceFilteredModel(
+        triples_factory=tiny_factory, base="transe", embedding_dim=4, regularizer="lp", loss=loss, random_seed=0
+    )
+    with pytest.raises(ValueError) as error:
+        NoSamplingTrainingLoop(model=model, triples_factory=tiny_factory)
+    assert str(error.value) == (
+        "strategy='chunked' regularizes the lookups of ERModel's score_t and score_h, but CooccurrenceFilteredModel "
+        "is no ERModel; train it without a regularizer."
+    )
+    # without a regularizer, it trains in chunks
+    model = CooccurrenceFilteredModel(triples_factory=tiny_factory, base="transe", embedding_dim=4, loss=loss)
+    assert NoSamplingTrainingLoop(model=model, triples_factory=tiny_factory).strategy == "chunked"
+
+
 def test_chunk_size_from_slice_size_and_no_backward(tiny_factory):
     loss = NoSamplingLoss(**WEIGHTS)
     model = TransE(triples_factory=tiny_factory, embedding_dim=4, loss=loss, random_seed=0).double()
