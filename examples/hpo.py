@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from pykeen_vbkgc.allocator import keep_freed_memory
 from pykeen_vbkgc.cli import SEED_RANGE
 
 #: the numbers of batches per epoch of --quick (the paper's {100, 400} would make Nations batches of 4-16 triples)
@@ -221,4 +222,6 @@ def main(
 
 
 if __name__ == "__main__":
+    # the script owns its process: freed memory stays in it for reuse (fewer page faults per batch)
+    keep_freed_memory()
     main()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from common import Setting, add_common_arguments, prepare, run_settings, vbkgc, write_table
 
+from pykeen_vbkgc.allocator import keep_freed_memory
+
 
 def settings(sampler: str = "basic") -> list[Setting]:
     """Return the full model and the ablations S1-S6, all with the given sampler."""
@@ -46,4 +48,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
+    # the script owns its process: freed memory stays in it for reuse (fewer page faults per batch)
+    keep_freed_memory()
     main()

@@ -217,3 +217,19 @@ def test_a_damaged_cached_row_is_trained_again_and_rows_are_written_whole(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         table2_link_prediction.main(arguments)
     assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", sorted(path.name for path in EXAMPLES.glob("*.py") if path.name != "common.py"))
+def test_a_script_keeps_freed_memory_for_its_process(script, monkeypatch, capsys):
+    """Run as a script (not when imported), each example first sets glibc's malloc thresholds, as the CLI does."""
+    import runpy
+
+    from pykeen_vbkgc import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append("kept"))
+    monkeypatch.setattr(sys, "argv", [script, "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert exit_info.value.code == 0 and calls == ["kept"]
+    assert "usage:" in capsys.readouterr().out.lower()
