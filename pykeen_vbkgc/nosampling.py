@@ -698,7 +698,8 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
         if not torch.isfinite(loss):
             raise NonFiniteLossError("Loss is non-finite.")
         loss = loss * scale
-        if backward:
+        # (a regularizer whose representations were not looked up gives a constant term)
+        if backward and loss.requires_grad:
             # free this part's graph before the next one: memory holds one chunk at a time
             loss.backward()
         return loss.item()

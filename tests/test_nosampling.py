@@ -8,6 +8,7 @@ from pykeen.hpo import hpo_pipeline
 from pykeen.losses import MarginRankingLoss, UnsupportedLabelSmoothingError, loss_resolver
 from pykeen.models import RESCAL, ComplEx, DistMult, SimplE, TransE
 from pykeen.pipeline import pipeline
+from pykeen.regularizers import LpRegularizer
 from pykeen.training import LCWATrainingLoop, training_loop_resolver
 
 from pykeen_vbkgc import VBKGC, NoSamplingLoss, NoSamplingTrainingLoop, kernels
@@ -225,6 +226,9 @@ def test_chunked_regularizes_as_the_unchunked_form(tiny_factory, regularizer):
     chunked_sub_value, chunked_sub_gradients = loop_loss_and_gradients(chunked, batch, parts=3)
     assert chunked_sub_value == pytest.approx(sub_value, rel=1e-5)
     assert_same_gradients(chunked_sub_gradients, sub_gradients)
+    # a regularizer that no lookup reaches adds a constant 0 (no backward pass through it)
+    model.unused = LpRegularizer()
+    assert loop_loss_and_gradients(chunked, batch)[0] == pytest.approx(value, rel=1e-5)
 
 
 def test_chunked_refuses_a_regularized_model_that_is_no_ermodel(tiny_factory):
