@@ -132,10 +132,25 @@ class NeighbourVote(nn.Module):
         :param num_neighbours: the number $K$ of neighbours that vote
         :param mirror_gate: whether the queries that a mirrored training triple answers get no vote (see the module's
             description)
-        :raises ValueError: if ``num_neighbours`` is not a positive integer below the number of entities
+        :raises ValueError: if a number is not a positive integer, ``num_neighbours`` is not below the number of
+            entities, ``mirror_gate`` is not a bool, or the triples hold ids beyond the numbers of entities and
+            relations
         """
         super().__init__()
-        check_positive_int("num_neighbours", num_neighbours)
+        num_entities = check_positive_int("num_entities", num_entities)
+        num_relations = check_positive_int("num_relations", num_relations)
+        num_neighbours = check_positive_int("num_neighbours", num_neighbours)
+        if not isinstance(mirror_gate, bool):
+            raise ValueError(f"mirror_gate must be True or False, got {mirror_gate!r}.")
+        for name, ids, argument, number in (
+            ("entity", mapped_triples[:, 0::2], "num_entities", num_entities),
+            ("relation", mapped_triples[:, 1], "num_relations", num_relations),
+        ):
+            if ids.numel() and not (0 <= ids.min() and ids.max() < number):
+                raise ValueError(
+                    f"the triples hold {name} ids from {ids.min().item()} to {ids.max().item()}, outside 0 to "
+                    f"{number - 1} ({argument}={number})."
+                )
         if num_neighbours >= num_entities:
             raise ValueError(
                 f"num_neighbours must be below the number of entities ({num_entities:,}): an entity has at most "
@@ -178,6 +193,11 @@ class NeighbourVote(nn.Module):
         """
         if side not in ("head", "tail"):
             raise ValueError(f"Invalid side: {side!r}. Use 'head' or 'tail'.")
+        if features.ndim != 2 or features.shape[0] != self.num_entities:
+            raise ValueError(
+                f"features must have one row per entity, shape ({self.num_entities}, d); got {tuple(features.shape)}."
+            )
+        self._check_ids(anchors, relations)
         size = (self.num_relations * self.num_entities, self.num_entities)
         index, counts = getattr(self, f"{side}_index"), getattr(self, f"{side}_counts")
         adjacency = torch.sparse_coo_tensor(index, counts, size, is_coalesced=True, check_invariants=False)
@@ -205,6 +225,19 @@ class NeighbourVote(nn.Module):
         if self.mirror_gate:
             votes = votes.masked_fill(getattr(self, f"{side}_answered")[relations, anchors].unsqueeze(1), 0.0)
         return votes
+
+    def _check_ids(self, anchors: LongTensor, relations: LongTensor) -> None:
+        """Refuse ids out of range (one host sync): the sparse product does not check its indices."""
+        bad_anchors = (anchors < 0) | (anchors >= self.num_entities)
+        bad_relations = (relations < 0) | (relations >= self.num_relations)
+        if not bool(bad_anchors.any() | bad_relations.any()):
+            return
+        for name, bad, ids, number in (
+            ("entity", bad_anchors, anchors, self.num_entities),
+            ("relation", bad_relations, relations, self.num_relations),
+        ):
+            if bool(bad.any()):
+                raise IndexError(f"{name} ids must be from 0 to {number - 1}, got {ids[bad][0].item()}.")
 
 
 def standardised(scores: FloatTensor) -> FloatTensor:

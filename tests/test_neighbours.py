@@ -162,6 +162,44 @@ def test_vote_refuses_bad_arguments(factory, features):
         vote(features, torch.tensor([0]), torch.tensor([0]), side="relation")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # "no" is truthy: it would switch the gate on
+        (dict(mirror_gate="no"), "mirror_gate must be True or False, got 'no'."),
+        (dict(num_entities=3), "the triples hold entity ids from 0 to 3, outside 0 to 2 (num_entities=3)."),
+        (dict(num_relations=1), "the triples hold relation ids from 0 to 1, outside 0 to 0 (num_relations=1)."),
+        (dict(num_entities=4.0), "num_entities must be a positive integer, got 4.0."),
+    ],
+)
+def test_vote_refuses_settings_that_do_not_fit_the_triples(factory, kwargs, message):
+    settings = dict(num_entities=4, num_relations=2, num_neighbours=2) | kwargs
+    with pytest.raises(ValueError) as error:
+        NeighbourVote(factory.mapped_triples, **settings)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("rows", "anchors", "relations", "error", "message"),
+    [
+        # negative ids would wrap around to the last entity's votes; too large ones crashed the sparse product
+        (4, [0, -1], [0, 0], IndexError, "entity ids must be from 0 to 3, got -1."),
+        (4, [4], [0], IndexError, "entity ids must be from 0 to 3, got 4."),
+        (4, [0], [2], IndexError, "relation ids must be from 0 to 1, got 2."),
+        (4, [0], [-1], IndexError, "relation ids must be from 0 to 1, got -1."),
+        # fewer rows would silently leave entities out of the neighbours, more crashed the sparse product
+        (3, [0], [0], ValueError, "features must have one row per entity, shape (4, d); got (3, 2)."),
+        (40, [0], [0], ValueError, "features must have one row per entity, shape (4, d); got (40, 2)."),
+    ],
+)
+def test_vote_refuses_ids_and_features_that_do_not_fit(factory, rows, anchors, relations, error, message):
+    vote = NeighbourVote(factory.mapped_triples, num_entities=4, num_relations=2, num_neighbours=2)
+    features = torch.randn(rows, 2)
+    with pytest.raises(error) as raised:
+        vote(features, torch.tensor(anchors), torch.tensor(relations), side="tail")
+    assert str(raised.value) == message
+
+
 def test_standardised():
     scores = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 8.0]])
     # mean 2 and (unbiased) standard deviation 1; mean 6 and sqrt(3)
