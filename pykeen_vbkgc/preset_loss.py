@@ -25,6 +25,7 @@ from pykeen.losses import Loss, loss_resolver
 from pykeen.typing import FloatTensor
 
 from .defaults import Preset
+from .validation import FLOAT32_MAX, fits_float32
 
 __all__ = [
     "PresetLoss",
@@ -43,20 +44,30 @@ class PresetLoss(Loss):
         r"""Initialize the stand-in.
 
         :param margin_scale: the factor $s > 0$ on the preset's margin
-        :raises ValueError: for a factor that is not positive
+        :raises ValueError: for a factor that is not a positive number within float32's range
         """
-        if not margin_scale > 0:
-            raise ValueError(f"margin_scale must be positive, got {margin_scale!r}.")
+        if not fits_float32(margin_scale) or not margin_scale > 0:
+            raise ValueError(
+                f"margin_scale must be a positive number up to {FLOAT32_MAX:.4g} (float32's range), got "
+                f"{margin_scale!r}."
+            )
         super().__init__(reduction="mean")
-        self.margin_scale = margin_scale
+        self.margin_scale = float(margin_scale)
 
     def resolve(self, preset: Preset) -> Loss:
         """Return the preset's loss with the scaled margin.
 
         :param preset: the model's preset
         :return: a new loss of the preset's kind
+        :raises ValueError: if the scaled margin is beyond float32's range
         """
-        return loss_resolver.make(preset.loss, dict(margin=self.margin_scale * preset.margin))
+        margin = self.margin_scale * preset.margin
+        if not fits_float32(margin):
+            raise ValueError(
+                f"margin_scale={self.margin_scale!r} times the {preset.name!r} preset's margin {preset.margin} is "
+                f"beyond float32's range ({FLOAT32_MAX:.4g})."
+            )
+        return loss_resolver.make(preset.loss, dict(margin=margin))
 
     def process_slcwa_scores(self, *args, **kwargs) -> FloatTensor:  # noqa: D102
         raise self._unresolved()

@@ -309,8 +309,18 @@ def test_preset_loss_is_replaced_by_the_preset_loss_with_the_scaled_margin(tiny_
     assert type(model.loss) is NSSALoss and model.loss.margin == 4.5
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset", preset="paper")
     assert type(model.loss) is MeanMarginRankingLoss and model.loss.margin == 6.0
-    with pytest.raises(ValueError, match=r"^margin_scale must be positive, got 0\.$"):
-        PresetLoss(margin_scale=0)
+    for bad in (0, -1.0, float("nan"), float("inf"), 1e39, True, "2", None, [2]):
+        with pytest.raises(ValueError) as error:
+            PresetLoss(margin_scale=bad)
+        assert str(error.value) == (
+            f"margin_scale must be a positive number up to 3.403e+38 (float32's range), got {bad!r}."
+        )
+    # finite, but the preset's margin of 9 times it is not
+    with pytest.raises(ValueError) as error:
+        VBKGC(triples_factory=tiny_factory, features=tiny_features, loss="preset", loss_kwargs=dict(margin_scale=1e38))
+    assert str(error.value) == (
+        "margin_scale=1e+38 times the 'wn9' preset's margin 9.0 is beyond float32's range (3.403e+38)."
+    )
 
 
 def test_preset_loss_fails_for_another_model():
