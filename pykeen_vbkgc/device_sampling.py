@@ -83,6 +83,8 @@ class DeviceSLCWAInstances(BatchedSLCWAInstances):
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.triples.instances.BatchedSLCWAInstances`
         """
         super().__init__(mapped_triples=mapped_triples, **kwargs)
+        # PyKEEN's torch sampler refuses it in its loop; batches of range(0, n, True) would be of 1 triple
+        check_positive_int("batch_size", self.batch_size)
         # PyKEEN's samplers take 0, and the loss of no negatives is NaN only once training runs
         check_positive_int("num_negs_per_pos", self.negative_sampler.num_negs_per_pos)
         self.device = torch.device(device)

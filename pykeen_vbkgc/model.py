@@ -207,11 +207,12 @@ class VBKGC(
             for name in (argument, f"{argument}_kwargs"):
                 if name in kwargs:
                     raise TypeError(f"VBKGC builds its own {what} from its arguments {own}; it takes no {name}.")
-        for name, value in dict(
-            embedding_dim=embedding_dim, feature_dim=feature_dim, num_neighbours=num_neighbours
-        ).items():
-            if value is not None:
-                check_positive_int(name, value)
+        embedding_dim, feature_dim, num_neighbours = (
+            None if value is None else check_positive_int(name, value)
+            for name, value in dict(
+                embedding_dim=embedding_dim, feature_dim=feature_dim, num_neighbours=num_neighbours
+            ).items()
+        )
         if neighbour_weight is not None:
             check_float32("neighbour_weight", neighbour_weight)
         if neighbour_mirror_gate is not None and not isinstance(neighbour_mirror_gate, bool):

@@ -156,7 +156,7 @@ class NSCachingNegativeSampler(NegativeSampler):
         if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
         if kwargs.get("num_negs_per_pos") is not None:
-            check_positive_int("num_negs_per_pos", kwargs["num_negs_per_pos"])
+            kwargs["num_negs_per_pos"] = check_positive_int("num_negs_per_pos", kwargs["num_negs_per_pos"])
         super().__init__(mapped_triples=mapped_triples, **kwargs)
         self.cache_size = cache_size
         self.num_candidates = num_candidates

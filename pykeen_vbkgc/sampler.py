@@ -72,7 +72,7 @@ class TwinsNegativeSampler(BasicNegativeSampler):
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.sampling.BasicNegativeSampler`, e.g.,
             ``filtered`` and ``corruption_scheme`` (default: head and tail)
         """
-        check_positive_int("num_negs_per_pos", num_negs_per_pos)
+        num_negs_per_pos = check_positive_int("num_negs_per_pos", num_negs_per_pos)
         super().__init__(num_negs_per_pos=num_negs_per_pos, **kwargs)
         _check_training_model()
         columns = {TARGET_TO_INDEX[side] for side in self.corruption_scheme if side in (LABEL_HEAD, LABEL_TAIL)}

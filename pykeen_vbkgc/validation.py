@@ -23,16 +23,16 @@ MAX_SEED = 2**32 - 1
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` if it is a positive integer (not a bool), else raise.
+    """Return ``value`` as an ``int`` if it is a positive integer (not a bool; NumPy's integers count), else raise.
 
     :param name: the argument's name, for the message
     :param value: the value to check
-    :return: the value
+    :return: the value, as a Python ``int``
     :raises ValueError: ``"<name> must be a positive integer, got <value>."``
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
+    return int(value)
 
 
 def check_float32(name: str, value: object, *, minimum: float = 0.0) -> float:

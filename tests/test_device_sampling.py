@@ -345,3 +345,27 @@ def test_the_device_loop_trains_on_cuda(model, sampler, options):
     result = _train("deviceslcwa", model=model, negative_sampler=sampler, device="cuda", **options)
     assert result.model.device.type == "cuda"
     assert len(result.losses) == 3 and all(torch.isfinite(torch.tensor(result.losses)))
+
+
+@pytest.mark.parametrize(("batch_size", "message"), [(True, "got True."), (2.0, "got 2.0.")])
+def test_refuses_a_batch_size_that_is_no_integer(tiny_factory, batch_size, message):
+    """range(0, n, True) would make batches of one triple (PyKEEN's own loop refuses it, too)."""
+    model = TransE(triples_factory=tiny_factory, embedding_dim=4)
+    loop = DeviceSLCWATrainingLoop(model=model, triples_factory=tiny_factory)
+    with pytest.raises(ValueError) as error:
+        loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=batch_size, use_tqdm=False)
+    assert str(error.value) == f"batch_size must be a positive integer, {message}"
+
+
+def test_numpy_integers_are_integers(tiny_factory):
+    import numpy as np
+
+    model = TransE(triples_factory=tiny_factory, embedding_dim=4)
+    loop = DeviceSLCWATrainingLoop(
+        model=model,
+        triples_factory=tiny_factory,
+        negative_sampler="basic",
+        negative_sampler_kwargs=dict(num_negs_per_pos=np.int64(2)),
+    )
+    losses = loop.train(triples_factory=tiny_factory, num_epochs=1, batch_size=np.int64(4), use_tqdm=False)
+    assert len(losses) == 1

@@ -231,7 +231,7 @@ def encode_entities(
     :raises EncodingInputError: for unusable inputs, an existing output without ``overwrite``, or a partial file
         from other settings
     """
-    check_positive_int("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     all_entities = check_inputs(texts, images, entities)
     images = dict(images or {})
     if images and not encoder.uses_images:

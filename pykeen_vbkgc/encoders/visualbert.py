@@ -102,8 +102,8 @@ class VisualBertEncoder(EntityEncoder):
         """
         from transformers import AutoTokenizer, VisualBertModel
 
-        check_positive_int("max_images", max_images)
-        check_positive_int("image_batch_size", image_batch_size)
+        max_images = check_positive_int("max_images", max_images)
+        image_batch_size = check_positive_int("image_batch_size", image_batch_size)
         check_seed("seed", seed)
         if no_image not in ("text-only", "xavier"):
             raise ValueError(f"no_image must be 'text-only' or 'xavier', got {no_image!r}.")
