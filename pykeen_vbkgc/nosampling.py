@@ -41,7 +41,7 @@ from pykeen.nn.modules import (
     TripleREInteraction,
     UMInteraction,
 )
-from pykeen.regularizers import Regularizer
+from pykeen.regularizers import NoRegularizer, Regularizer
 from pykeen.training import LCWATrainingLoop
 from pykeen.training.training_loop import NonFiniteLossError
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
@@ -679,8 +679,10 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
 
     @property
     def _regularized(self) -> bool:
-        """Return whether the model has a regularizer."""
-        return any(isinstance(module, Regularizer) for module in self.model.modules())
+        """Return whether the model has a regularizer (PyKEEN's NoRegularizer does not count)."""
+        return any(
+            isinstance(module, Regularizer) and not isinstance(module, NoRegularizer) for module in self.model.modules()
+        )
 
     def _regularization_term(self, pairs: LongTensor, groups: list[tuple[Side, BoolTensor]]) -> FloatTensor:
         """Return the regularization term of the unchunked form: its lookups, as ERModel's score_t/score_h make them."""
