@@ -20,8 +20,8 @@ import torch
 from pykeen.sampling import NegativeSampler
 from pykeen.typing import BoolTensor, FloatTensor, LongTensor
 
-from .training_loop import calling_training_loop
-from .validation import check_positive_int
+from .training_loop import calling_data_loader_workers, calling_training_loop
+from .validation import FLOAT32_MAX, check_positive_int, fits_float32
 
 if TYPE_CHECKING:
     from pykeen.models import Model
@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 #: how negatives are drawn from a cache, and how a cache keeps its entities
 SAMPLING_CHOICES = ("uniform", "importance", "top")
 UPDATE_CHOICES = ("importance", "top")
+
+_WORKERS_MESSAGE = (
+    "The 'nscaching' negative sampler keeps its caches in the main process and cannot run in DataLoader worker "
+    "processes; train with num_workers=0."
+)
 
 
 def importance_probabilities(scores: FloatTensor, temperature: float) -> FloatTensor:
@@ -145,7 +150,9 @@ class NSCachingNegativeSampler(NegativeSampler):
             the sampler
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.sampling.NegativeSampler`, e.g.,
             ``num_negs_per_pos``, ``filtered``, ``num_entities``
-        :raises ValueError: for an invalid setting
+        :raises ValueError: for an invalid setting, triples with ids beyond the sampler's numbers of entities and
+            relations, a model with fewer, or DataLoader workers in PyKEEN's loop
+        :raises TypeError: for a model that is no PyKEEN model
         """
         cache_size = check_positive_int("cache_size", cache_size)
         num_candidates = check_positive_int("num_candidates", num_candidates)
@@ -153,11 +160,35 @@ class NSCachingNegativeSampler(NegativeSampler):
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_CHOICES)}; got {sampling!r}.")
         if update not in UPDATE_CHOICES:
             raise ValueError(f"update must be one of {', '.join(UPDATE_CHOICES)}; got {update!r}.")
-        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
+        if not fits_float32(temperature) or not temperature > 0:
+            raise ValueError(
+                f"temperature must be a positive number up to {FLOAT32_MAX:.4g} (float32's range), got {temperature!r}."
+            )
         if kwargs.get("num_negs_per_pos") is not None:
             kwargs["num_negs_per_pos"] = check_positive_int("num_negs_per_pos", kwargs["num_negs_per_pos"])
+        if "corruption_scheme" in kwargs:
+            raise ValueError(
+                "The 'nscaching' negative sampler corrupts heads and tails, from a cache for each; it takes no "
+                "corruption_scheme."
+            )
+        # here, not at the top: importing PyKEEN's models can import this package (its dataset entry point)
+        from pykeen.models import Model
+
+        if model is not None and not isinstance(model, Model):
+            raise TypeError(f"model must be a PyKEEN model, got {model!r}.")
+        if calling_data_loader_workers():
+            raise ValueError(_WORKERS_MESSAGE)
         super().__init__(mapped_triples=mapped_triples, **kwargs)
+        for name, ids, number in (
+            ("entity", mapped_triples[:, 0::2], self.num_entities),
+            ("relation", mapped_triples[:, 1], self.num_relations),
+        ):
+            # the caches' keys e * num_relations + r of ids beyond the numbers would collide
+            if ids.numel() and not (0 <= ids.min() and ids.max() < number):
+                raise ValueError(
+                    f"the training triples hold {name} ids from {ids.min().item()} to {ids.max().item()}, outside 0 "
+                    f"to {number - 1} (the sampler's number of {name} ids)."
+                )
         self.cache_size = cache_size
         self.num_candidates = num_candidates
         self.sampling = sampling
@@ -166,6 +197,11 @@ class NSCachingNegativeSampler(NegativeSampler):
         loop = calling_training_loop()
         if model is None and loop is not None:
             model = loop.model
+        if model is not None and (model.num_entities < self.num_entities or model.num_relations < self.num_relations):
+            raise ValueError(
+                f"the model has {model.num_entities} entities and {model.num_relations} relations, fewer than the "
+                f"sampler's {self.num_entities} and {self.num_relations}: it cannot score the sampler's negatives."
+            )
         self.model = model
         mapped_triples = mapped_triples.cpu()
         heads, relations, tails = mapped_triples.unbind(dim=-1)
@@ -211,10 +247,8 @@ class NSCachingNegativeSampler(NegativeSampler):
     # docstr-coverage: inherited
     def sample(self, positive_batch: LongTensor) -> tuple[LongTensor, BoolTensor | None]:  # noqa: D102
         if torch.utils.data.get_worker_info() is not None:
-            raise RuntimeError(
-                "The 'nscaching' negative sampler keeps its caches in the main process and cannot run in DataLoader "
-                "worker processes; train with num_workers=0."
-            )
+            # built elsewhere than in PyKEEN's loop, which refuses workers before they start (see __init__)
+            raise RuntimeError(_WORKERS_MESSAGE)
         if self.model is None:
             raise RuntimeError(
                 "The 'nscaching' negative sampler has no model to score its cache candidates: build it inside "

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pykeen.training import TrainingLoop
 
 __all__ = [
+    "calling_data_loader_workers",
     "calling_training_loop",
 ]
 
@@ -34,5 +35,27 @@ def calling_training_loop() -> TrainingLoop | None:
                 return candidate
             frame = frame.f_back
         return None
+    finally:
+        del frame
+
+
+def calling_data_loader_workers() -> int:
+    """Return the number of DataLoader worker processes of PyKEEN's sLCWA loop that is building the caller.
+
+    :class:`~pykeen.training.SLCWATrainingLoop` builds the negative sampler in ``_create_training_data_loader``, which
+    gets ``num_workers`` from ``train()``; a loop that overrides it (e.g. ``deviceslcwa``) has no worker processes.
+
+    :return: ``num_workers`` of that call, or 0 if the caller was not called by it
+    """
+    from pykeen.training import SLCWATrainingLoop
+
+    code = SLCWATrainingLoop._create_training_data_loader.__code__
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if frame.f_code is code:
+                return int(frame.f_locals.get("kwargs", {}).get("num_workers") or 0)
+            frame = frame.f_back
+        return 0
     finally:
         del frame

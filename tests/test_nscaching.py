@@ -3,11 +3,13 @@
 import logging
 import math
 
+import numpy as np
 import pytest
 import torch
 from pykeen.models import TransE
 from pykeen.pipeline import pipeline
 from pykeen.sampling import negative_sampler_resolver
+from pykeen.triples import TriplesFactory
 
 from pykeen_vbkgc.nscaching import NSCachingNegativeSampler, importance_probabilities, sample_by_importance
 
@@ -21,10 +23,8 @@ def _sampler(factory, model, **kwargs) -> NSCachingNegativeSampler:
     torch.manual_seed(0)
     return NSCachingNegativeSampler(
         mapped_triples=factory.mapped_triples,
-        num_entities=factory.num_entities,
-        num_relations=factory.num_relations,
         model=model,
-        **kwargs,
+        **dict(num_entities=factory.num_entities, num_relations=factory.num_relations) | kwargs,
     )
 
 
@@ -183,7 +183,27 @@ def test_filter_removes_known_triples(tiny_factory):
         (dict(num_candidates=2.5), "num_candidates must be a positive integer, got 2.5."),
         (dict(sampling="bern"), "sampling must be one of uniform, importance, top; got 'bern'."),
         (dict(update="IS"), "update must be one of importance, top; got 'IS'."),
-        (dict(temperature=0), "temperature must be a positive number, got 0."),
+        (dict(temperature=0), "temperature must be a positive number up to 3.403e+38 (float32's range), got 0."),
+        # importance sampling would be uniform
+        (
+            dict(temperature=float("inf")),
+            "temperature must be a positive number up to 3.403e+38 (float32's range), got inf.",
+        ),
+        (
+            dict(corruption_scheme=("tail",)),
+            "The 'nscaching' negative sampler corrupts heads and tails, from a cache for each; it takes no "
+            "corruption_scheme.",
+        ),
+        # keys e * num_relations + r would collide: pairs would share caches
+        (
+            dict(num_relations=1),
+            "the training triples hold relation ids from 0 to 1, outside 0 to 0 (the sampler's number of relation "
+            "ids).",
+        ),
+        (
+            dict(num_entities=3),
+            "the training triples hold entity ids from 0 to 5, outside 0 to 2 (the sampler's number of entity ids).",
+        ),
         (dict(num_negs_per_pos=0), "num_negs_per_pos must be a positive integer, got 0."),
     ],
 )
@@ -191,6 +211,35 @@ def test_bad_settings_are_refused(tiny_factory, kwargs, message):
     with pytest.raises(ValueError) as error:
         _sampler(tiny_factory, None, **kwargs)
     assert str(error.value) == message
+
+
+def test_a_model_that_cannot_score_the_negatives_is_refused(tiny_factory):
+    with pytest.raises(TypeError) as error:
+        _sampler(tiny_factory, "transe")
+    assert str(error.value) == "model must be a PyKEEN model, got 'transe'."
+    graph = TriplesFactory.from_labeled_triples(np.asarray([("a", "r1", "b"), ("b", "r1", "c")], dtype=str))
+    smaller = TransE(triples_factory=graph, embedding_dim=4)
+    with pytest.raises(ValueError) as error:
+        _sampler(tiny_factory, smaller)
+    assert str(error.value) == (
+        "the model has 3 entities and 1 relations, fewer than the sampler's 6 and 2: it cannot score the sampler's "
+        "negatives."
+    )
+
+
+def test_workers_are_refused_before_they_start():
+    """PyKEEN's loop would start the worker, whose error the DataLoader wraps in a traceback of many lines."""
+    with pytest.raises(ValueError) as error:
+        _train("TransE", training_kwargs=dict(num_epochs=1, batch_size=256, num_workers=1))
+    assert str(error.value) == (
+        "The 'nscaching' negative sampler keeps its caches in the main process and cannot run in DataLoader worker "
+        "processes; train with num_workers=0."
+    )
+    # the loop that draws batches on the device has no worker processes: num_workers is not used there
+    result = _train(
+        "TransE", training_loop="deviceslcwa", training_kwargs=dict(num_epochs=1, batch_size=256, num_workers=1)
+    )
+    assert len(result.losses) == 1
 
 
 def test_sampling_without_a_model_or_in_a_worker_is_refused(tiny_factory, transe, monkeypatch):
