@@ -22,6 +22,8 @@ import torch
 from pykeen.nn.representation import Representation
 from pykeen.typing import FloatTensor, LongTensor
 
+from .validation import check_positive_int
+
 __all__ = [
     "TwinsView",
     "decode_twins",
@@ -39,7 +41,9 @@ def encode_twins(original: LongTensor, replacement: LongTensor, num_entities: in
     :param replacement: the ids of the sampled entities, same shape
     :param num_entities: the number of entities $N$
     :return: the twins ids $N (e + 1) + e'$, each at least $N$
+    :raises ValueError: if ``num_entities`` is not a positive integer
     """
+    check_positive_int("num_entities", num_entities)
     return num_entities * (original + 1) + replacement
 
 
@@ -53,7 +57,9 @@ def encode_corrupted_twins_(original: LongTensor, replacement: LongTensor, num_e
     :param original: the ids of the entities in the positive triples
     :param replacement: the ids of the sampled entities, broadcastable with ``original``; overwritten
     :return: ``replacement``, now holding twins ids where it differed from ``original``
+    :raises ValueError: if ``num_entities`` is not a positive integer
     """
+    check_positive_int("num_entities", num_entities)
     return replacement.addcmul_(replacement != original, original + 1, value=num_entities)
 
 
@@ -64,7 +70,9 @@ def decode_twins(ids: LongTensor, num_entities: int, side: TwinsSide) -> LongTen
     :param num_entities: the number of entities $N$
     :param side: ``"replacement"`` gives $e'$, ``"original"`` gives $e$; plain ids decode to themselves
     :return: plain entity ids of the same shape
+    :raises ValueError: for an unknown side, or if ``num_entities`` is not a positive integer
     """
+    check_positive_int("num_entities", num_entities)
     if side == "replacement":
         return ids % num_entities
     if side == "original":
@@ -85,7 +93,11 @@ class TwinsView(Representation):
         :param base: the representation to look up, with ``max_id`` = the number of entities
         :param side: which entity of a twins pair to look up, ``"original"`` or ``"replacement"``
         :param kwargs: additional keyword-based parameters passed to :class:`pykeen.nn.representation.Representation`
+        :raises TypeError: if ``base`` is no representation
+        :raises ValueError: for an unknown side
         """
+        if not isinstance(base, Representation):
+            raise TypeError(f"base must be a PyKEEN Representation, got {base!r}.")
         if side not in ("original", "replacement"):
             raise ValueError(f"Invalid twins side: {side!r}. Use 'original' or 'replacement'.")
         super().__init__(max_id=base.max_id, shape=base.shape, unique=False, **kwargs)

@@ -26,6 +26,29 @@ def test_encode_decode_round_trip():
         decode_twins(plain, n, "both")
 
 
+@pytest.mark.parametrize("n", [0, -3, 2.0, True])
+def test_encoding_needs_a_positive_number_of_entities(n):
+    """0 divided by zero in the decoding; a negative or float number made meaningless ids silently."""
+    ids = torch.arange(4)
+    for function in (
+        lambda: encode_twins(ids, ids, n),
+        lambda: encode_corrupted_twins_(ids, ids.clone(), n),
+        lambda: decode_twins(ids, n, "original"),
+        lambda: decode_twins(ids, n, "replacement"),
+    ):
+        with pytest.raises(ValueError) as error:
+            function()
+        assert str(error.value) == f"num_entities must be a positive integer, got {n!r}."
+
+
+def test_a_view_needs_a_representation():
+    from pykeen_vbkgc.representation import TwinsView
+
+    with pytest.raises(TypeError) as error:
+        TwinsView(base="embedding", side="original")
+    assert str(error.value) == "base must be a PyKEEN Representation, got 'embedding'."
+
+
 def test_encoding_in_place_keeps_unchanged_ids_plain():
     n = 5
     # two negatives per positive of a (2, 2, 2) batch of head and tail columns, broadcast as in the sampler
