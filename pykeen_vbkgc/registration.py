@@ -9,8 +9,9 @@ pykeen.models`` (which imports ``pykeen.datasets`` before it has created ``model
 (which imports ``pykeen.datasets`` before it has the resolvers that ``pykeen.models`` imports). Then registering at once
 is impossible, so :func:`register` defers to the first moment a user can reach a resolver: the first read of a
 resolver from its module (``from pykeen.sampling import negative_sampler_resolver``, or PyKEEN's pipeline reading
-``model_resolver``), and the end of the import of a resolver's module that was not imported yet (an import hook). It
-registers then and restores the modules. ``import pykeen_vbkgc`` on its own always registers at once.
+``model_resolver``), and the end of the import of a resolver's module that was not imported yet, or of one of our
+modules (an import hook). It registers then and restores the modules. ``import pykeen_vbkgc`` on its own always
+registers at once.
 
 The first read of a resolver can also come from one of our own modules while it is being imported (``from
 pykeen_vbkgc import VBKGC`` after ``import pykeen.models``: the model module reads ``loss_resolver`` in its imports).
@@ -52,8 +53,12 @@ _OWN_MODULES = __name__.rpartition(".")[0] + "."
 _registered = False
 
 
-def _ready_to_register() -> bool:
-    """Return whether registering can import what it needs: no package of :data:`_NEEDED` or ours is half-imported."""
+def _ready_to_register(finished: str | None = None) -> bool:
+    """Return whether registering can import what it needs: no package of :data:`_NEEDED` or ours is half-imported.
+
+    :param finished: a module whose code has run but which the import system still marks as half-imported (the
+        import hook's module)
+    """
     module = sys.modules.get("pykeen.models")
     # not hasattr: reading the attribute of a deferred module would register
     if module is not None and "model_resolver" not in vars(module):
@@ -63,18 +68,23 @@ def _ready_to_register() -> bool:
     return not any(
         getattr(getattr(module, "__spec__", None), "_initializing", False)
         for name, module in list(sys.modules.items())
-        if name.split(".")[:2] in _NEEDED or name.startswith(_OWN_MODULES)
+        if name != finished and (name.split(".")[:2] in _NEEDED or name.startswith(_OWN_MODULES))
     )
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """An import hook that tries to register right after one of :data:`_RESOLVER_MODULES` has been imported."""
+    """An import hook that tries to register right after a module of :data:`_RESOLVER_MODULES`, or ours, is imported.
+
+    Our modules count because registering defers while one of them is half-imported: ``from pykeen_vbkgc.run_files
+    import load_run`` after ``import pykeen.models`` reads the resolvers during its own import (and keeps them), so
+    the end of that import is the last moment to register before the resolvers are used.
+    """
 
     def __init__(self) -> None:
         self._finding = False
 
     def find_spec(self, fullname: str, path=None, target=None):  # noqa: D102
-        if fullname not in _RESOLVER_MODULES or self._finding:
+        if (fullname not in _RESOLVER_MODULES and not fullname.startswith(_OWN_MODULES)) or self._finding:
             return None
         # find the real spec with the other finders
         self._finding = True
@@ -88,7 +98,7 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 
         def exec_and_register(module: types.ModuleType) -> None:
             exec_module(module)
-            register()
+            _register(finished=fullname)
 
         spec.loader.exec_module = exec_and_register
         return spec
@@ -144,10 +154,15 @@ def register() -> bool:
 
     :return: whether the registration took place now (False if it was deferred, see the module docstring)
     """
+    return _register()
+
+
+def _register(finished: str | None = None) -> bool:
+    """Register, or defer (see :func:`register`); ``finished``: see :func:`_ready_to_register`."""
     global _registered
     if _registered:
         return True
-    if not _ready_to_register():
+    if not _ready_to_register(finished):
         _defer()
         return False
     _stop_deferring()

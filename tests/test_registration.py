@@ -79,6 +79,31 @@ def test_our_module_imported_after_pykeen_registers_at_the_first_resolver_read()
     assert result.stdout.split() == EXPECTED
 
 
+@pytest.mark.parametrize(
+    ("first_import", "module"),
+    [("from pykeen.predict import predict_target", "run_files"), ("import pykeen.models", "cli")],
+)
+def test_importing_our_module_after_pykeen_registers_at_its_end(first_import, module):
+    """The module reads the resolvers (and keeps them) during its own import: registering waits for its end.
+
+    README's ``load_run`` snippet imports ``pykeen.predict`` first: the run's loss was "Invalid Loss name".
+    """
+    code = textwrap.dedent(
+        f"""
+        {first_import}
+        import sys
+        import pykeen_vbkgc.{module}
+        from pykeen_vbkgc import registration
+        print(registration._registered)
+        # read without going through the module's attribute access, which would register
+        print(vars(sys.modules["pykeen.losses"])["loss_resolver"].lookup("meanmarginranking").__name__)
+        """
+    )
+    result = run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "MeanMarginRankingLoss"]
+
+
 @pytest.mark.parametrize("first_import", ["import pykeen.nn", "import pykeen.nn.init", "import pykeen.datasets"])
 def test_each_resolver_knows_our_components_before_pykeen_models_is_imported(first_import):
     """The registration deferred while pykeen.nn was half-imported happens at the first read of any resolver."""
