@@ -43,7 +43,7 @@ from pykeen_vbkgc.cli import quiet_library_logs
 from pykeen_vbkgc.defaults import BEST, preset_for
 from pykeen_vbkgc.replacing import replacing
 from pykeen_vbkgc.staging import OutputError, check_writable_directory
-from pykeen_vbkgc.validation import FLOAT32_TINY, MAX_SEED, check_float32
+from pykeen_vbkgc.validation import FLOAT32_TINY, MAX_COUNT, MAX_SEED, check_float32
 
 __all__ = [
     "DATASETS",
@@ -238,10 +238,10 @@ class Experiment:
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
+    """An argparse type: an integer from 1 to :data:`~pykeen_vbkgc.validation.MAX_COUNT`."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, got {value}")
     return value
 
 

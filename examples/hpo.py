@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from pykeen_vbkgc.allocator import keep_freed_memory
-from pykeen_vbkgc.cli import SEED_RANGE
+from pykeen_vbkgc.cli import COUNT_RANGE, SEED_RANGE
 
 #: the numbers of batches per epoch of --quick (the paper's {100, 400} would make Nations batches of 4-16 triples)
 QUICK_NUMBERS_OF_BATCHES = (4, 8)
@@ -118,8 +118,8 @@ def check_study_setup(storage, study_name: str, setup: dict[str, object]) -> Non
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A features file; defaults to the dataset's own (if it has one), else random features.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--n-trials", type=click.IntRange(min=1), default=32, show_default=True, help="Trials of this worker.")
+@click.option("--epochs", type=COUNT_RANGE, default=100, show_default=True)
+@click.option("--n-trials", type=COUNT_RANGE, default=32, show_default=True, help="Trials of this worker.")
 @click.option(
     "--storage",
     default="sqlite:///results/hpo.db",
@@ -127,7 +127,7 @@ def check_study_setup(storage, study_name: str, setup: dict[str, object]) -> Non
     help="SQLAlchemy URL of the study database, e.g. postgresql://user@host:5432/db.",
 )
 @click.option("--study-name", default="vbkgc-twins", show_default=True, help="Workers with the same name share it.")
-@click.option("--num-negatives", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--num-negatives", type=COUNT_RANGE, default=16, show_default=True)
 @click.option("--seed", type=SEED_RANGE, default=None, help="Seed of the Optuna sampler (default: random per worker).")
 @click.option(
     "--quick", is_flag=True, help="Nations, 1 epoch, 2 trials, 2 negatives, 4 or 8 batches per epoch: seconds."

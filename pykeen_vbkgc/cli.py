@@ -25,9 +25,10 @@ from .defaults import MIN_FEATURE_COVERAGE, PRESETS, Preset, get_preset
 from .device_option import check_device
 from .encoders.cli import encode, merge_features
 from .run_files import RUN_RECORD
-from .validation import FLOAT32_MAX, FLOAT32_TINY, MAX_SEED
+from .validation import FLOAT32_MAX, FLOAT32_TINY, MAX_COUNT, MAX_SEED
 
 __all__ = [
+    "COUNT_RANGE",
     "SEED_RANGE",
     "as_triples_directory",
     "dataset_options",
@@ -48,6 +49,8 @@ __all__ = [
 REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hits_at_10")
 #: the seeds NumPy's generator takes (PyKEEN seeds it, too)
 SEED_RANGE = click.IntRange(0, MAX_SEED)
+#: counts and sizes (epochs, dimensions, batches)
+COUNT_RANGE = click.IntRange(1, MAX_COUNT)
 
 
 @click.group()
@@ -157,12 +160,12 @@ def settings_options(command):
         ),
         click.option(
             "--embedding-dim",
-            type=click.IntRange(min=1),
+            type=COUNT_RANGE,
             help="Size of the entity and relation vectors. " + _from_preset("embedding_dim"),
         ),
         click.option(
             "--num-negatives",
-            type=click.IntRange(min=1),
+            type=COUNT_RANGE,
             help="Negative triples per true triple. " + _from_preset("num_negatives"),
         ),
         click.option(
@@ -197,7 +200,7 @@ def settings_options(command):
         click.option("--learning-rate", **positive, help="Adam's learning rate. " + _from_preset("learning_rate")),
         click.option(
             "--batch-size",
-            type=click.IntRange(min=1),
+            type=COUNT_RANGE,
             help="True triples per training step. " + _from_preset("batch_size"),
         ),
         click.option(
@@ -276,9 +279,7 @@ def _from_preset(field: str) -> str:
 @main.command()
 @dataset_options
 @settings_options
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=50, show_default=True, help="Passes over the training triples."
-)
+@click.option("--epochs", type=COUNT_RANGE, default=50, show_default=True, help="Passes over the training triples.")
 @click.option(
     "--score-terms",
     default="ss,mm,sm,ms,all",
@@ -524,7 +525,7 @@ trust_pickle_option = click.option(
 @click.option("--head", help="The head entity's label: predict tails of (HEAD, RELATION, ?).")
 @click.option("--relation", required=True, help="The relation's label.")
 @click.option("--tail", help="The tail entity's label: predict heads of (?, RELATION, TAIL).")
-@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many candidates to list.")
+@click.option("--top-k", type=COUNT_RANGE, default=10, show_default=True, help="How many candidates to list.")
 @click.option(
     "--keep-query-entity",
     is_flag=True,
@@ -628,7 +629,7 @@ def _refuse_untrained(training, head: str | None, relation: str, tail: str | Non
     help=f"The dataset (name or directory); default: the one the run was trained on (recorded in {RUN_RECORD}).",
 )
 @click.option("--dataset-directory", type=click.Path(file_okay=False, path_type=Path), help="Local data directory.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Evaluation batch.")
+@click.option("--batch-size", type=COUNT_RANGE, default=256, show_default=True, help="Evaluation batch.")
 @trust_pickle_option
 def evaluate(
     run: Path, split: str, dataset: str | None, dataset_directory: Path | None, batch_size: int, trust_pickle: bool
@@ -643,7 +644,8 @@ def evaluate(
     from .run_files import RunFilesError, read_run_record
 
     model, training = load_run(run, trust_pickle=trust_pickle)
-    if dataset is None:
+    recorded = dataset is None
+    if recorded:
         try:
             record = read_run_record(run)
         except RunFilesError as error:
@@ -653,12 +655,27 @@ def evaluate(
         dataset = record["dataset"]
         if dataset_directory is None and record.get("dataset_directory"):
             dataset_directory = Path(record["dataset_directory"])
-    dataset_instance, _ = load_dataset_and_features(dataset, dataset_directory, None)
+    try:
+        dataset_instance, _ = load_dataset_and_features(dataset, dataset_directory, None)
+    except click.ClickException as error:
+        if not recorded:
+            raise
+        # the user named no dataset: the problem is with the one that the run recorded (e.g. a moved directory)
+        raise click.ClickException(
+            f"the dataset that {run / RUN_RECORD} names cannot be opened: {error.message} Name the dataset "
+            "with --dataset."
+        ) from None
     if dataset_instance.entity_to_id != training.entity_to_id or (
         dataset_instance.relation_to_id != training.relation_to_id
     ):
         raise click.ClickException(
             f"The entities or relations of {dataset} differ from those the model of {run} was trained on."
+        )
+    if not _same_triples(dataset_instance.training.mapped_triples, training.mapped_triples):
+        # e.g. triples moved from train.txt to test.txt: the model would be tested on triples it was trained on
+        raise click.ClickException(
+            f"The training triples of {dataset} ({dataset_instance.training.num_triples:,}) differ from those the "
+            f"model of {run} was trained on ({training.num_triples:,})."
         )
     splits = dict(train=dataset_instance.training, valid=dataset_instance.validation, test=dataset_instance.testing)
     evaluated = splits[split]
@@ -671,6 +688,13 @@ def evaluate(
     )
     click.echo(f"{split} split of {dataset}: {evaluated.num_triples:,} triples", err=True)
     _echo_metrics(results)
+
+
+def _same_triples(first, second) -> bool:
+    """Return whether two tensors of triples hold the same set of triples."""
+    import torch
+
+    return torch.equal(torch.unique(first, dim=0), torch.unique(second, dim=0))
 
 
 def run() -> None:

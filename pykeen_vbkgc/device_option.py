@@ -6,6 +6,7 @@ import click
 
 __all__ = [
     "check_device",
+    "device_problem",
     "parse_device",
 ]
 
@@ -25,6 +26,35 @@ def parse_device(value: str):
         raise ValueError(f"{value!r} is not a device; use e.g. cpu, cuda or cuda:1.") from None
 
 
+def device_problem(device) -> str | None:
+    """Return why this machine cannot compute on ``device`` (a sentence without a full stop), or None if it can.
+
+    :param device: a :class:`torch.device`
+    :return: the problem, or None
+    """
+    import torch
+
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            return "MPS is not available on this machine"
+    elif device.type != "cpu":
+        return "use cpu, cuda or mps"
+    return None
+
+
+#: what the command lines advise for a device that the machine lacks
+_ADVICE = {
+    "CUDA is not available on this machine": "; leave out --device, or use --device cpu",
+    "MPS is not available on this machine": "; use --device cpu",
+}
+
+
 def check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Check ``--device`` when the command line is read, before any data or model is loaded.
 
@@ -39,22 +69,11 @@ def check_device(ctx: click.Context, param: click.Parameter, value: str | None) 
     """
     if value is None:
         return None
-    import torch
-
     try:
         device = parse_device(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise click.BadParameter(
-                f"{value!r}: CUDA is not available on this machine; leave out --device, or use --device cpu."
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise click.BadParameter(f"{value!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}.")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise click.BadParameter(f"{value!r}: MPS is not available on this machine; use --device cpu.")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise click.BadParameter(f"{value!r}: use cpu, cuda or mps.")
+    problem = device_problem(device)
+    if problem is not None:
+        raise click.BadParameter(f"{value!r}: {problem}{_ADVICE.get(problem, '')}.")
     return value

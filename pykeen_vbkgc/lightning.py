@@ -70,7 +70,15 @@ from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInst
 from pykeen.typing import FloatTensor
 
 from .allocator import keep_freed_memory
-from .cli import SEED_RANGE, dataset_options, features_error, output_errors, quiet_library_logs, settings_options
+from .cli import (
+    COUNT_RANGE,
+    SEED_RANGE,
+    dataset_options,
+    features_error,
+    output_errors,
+    quiet_library_logs,
+    settings_options,
+)
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .features import FeaturesFileError
@@ -465,14 +473,16 @@ REPORTED_METRICS = ("inverse_harmonic_mean_rank", "hits_at_1", "hits_at_3", "hit
 @click.command()
 @dataset_options
 @settings_options
-@click.option("--feature-dim", type=click.IntRange(min=1), default=64, show_default=True, help="For random features.")
-@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--feature-dim", type=COUNT_RANGE, default=64, show_default=True, help="For random features.")
+@click.option("--epochs", type=COUNT_RANGE, default=50, show_default=True)
 @click.option("--accelerator", default="auto", show_default=True, help="gpu, cpu or auto")
 @click.option("--devices", default="auto", show_default=True, help="e.g. 4, or auto")
 @click.option("--strategy", default="auto", show_default=True, help="e.g. ddp")
-@click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--num-nodes", type=COUNT_RANGE, default=1, show_default=True)
 @click.option("--precision", default=None, help="e.g. bf16-mixed; default 32-true")
-@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="Per device.")
+@click.option(
+    "--num-workers", type=click.IntRange(0, COUNT_RANGE.max), default=0, show_default=True, help="Per device."
+)
 @click.option("--seed", type=SEED_RANGE, default=0, show_default=True)
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Save model and metrics here.")
 def main(

@@ -3,7 +3,7 @@
 A run directory holds the model as data, never as code:
 
 - ``vbkgc_model.json``: the model's class and constructor arguments, the graph's size and the SHA-256 of each of the
-  files below; it is written last, so a directory without it is not a (finished) run,
+  files below and of its own other entries; it is written last, so a directory without it is not a (finished) run,
 - ``model.safetensors``: the weights, including the frozen features (the model is rebuilt from the JSON with
   placeholder features, then the weights are loaded into it),
 - ``entity_to_id.json`` and ``relation_to_id.json``: the label mappings, label to id,
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .device_option import parse_device
+from .device_option import device_problem, parse_device
 from .replacing import replacing
 
 if TYPE_CHECKING:
@@ -66,8 +66,16 @@ PICKLED_TRIPLES = "training_triples"
 FORMAT = "pykeen-vbkgc run"
 FORMAT_VERSION = 1
 
+#: the key of :data:`MODEL_DESCRIPTION` that holds the SHA-256 of the rest of it (runs saved before it have none)
+DESCRIPTION_DIGEST = "description_sha256"
+
 #: constructor arguments that the files carry themselves (the features are in the weights)
 _NOT_DESCRIBED = ("triples_factory", "features", "random_seed")
+
+#: the weights whose widths the description gives: the frozen features (``feature_dim``) and the structural
+#: embeddings (``embedding_dim``)
+_FEATURES_WEIGHT = "entity_representations.2.base.base._embeddings.weight"
+_STRUCTURAL_WEIGHT = "entity_representations.0.base._embeddings.weight"
 
 
 class RunFilesError(ValueError):
@@ -130,6 +138,7 @@ def save_run_files(
         create_inverse_triples=training.create_inverse_triples,
         files={name: _sha256(directory / name) for name in (WEIGHTS, ENTITY_TO_ID, RELATION_TO_ID, TRAINING_TRIPLES)},
     )
+    description[DESCRIPTION_DIGEST] = _description_digest(description)
     # last, and whole or not at all: its presence marks a finished run
     _write_json(directory / MODEL_DESCRIPTION, description)
 
@@ -152,7 +161,7 @@ def load_run(
     :raises PickleOnlyRunError: if the directory holds only a pickle and ``trust_pickle`` is False
     :raises RunFilesError: if the directory holds no run, or a file is missing, damaged or inconsistent
     :raises TypeError: if ``trust_pickle`` is not a bool (a safety switch takes no "truthy" values)
-    :raises ValueError: if ``device`` names no device
+    :raises ValueError: if ``device`` names no device, or one that this machine does not have
     """
     import torch
     from pykeen.triples import TriplesFactory
@@ -160,8 +169,11 @@ def load_run(
 
     if not isinstance(trust_pickle, bool):
         raise TypeError(f"trust_pickle must be True or False, got {trust_pickle!r}.")
-    if device is not None and not isinstance(device, torch.device):
-        parse_device(device)
+    if device is not None:
+        # before any file is read; PyKEEN would fall back to the CPU for a missing GPU, and fail late for others
+        problem = device_problem(device if isinstance(device, torch.device) else parse_device(device))
+        if problem is not None:
+            raise ValueError(f"{str(device)!r}: {problem}.")
     directory = Path(directory)
     if not directory.exists():
         raise RunFilesError(f"{directory} does not exist.")
@@ -195,7 +207,7 @@ def read_run_record(directory: str | os.PathLike) -> dict[str, Any] | None:
 
     :param directory: the run directory
     :return: the record, or None if the directory has none
-    :raises RunFilesError: if the file is not a JSON object with a string ``dataset`` and a string or null
+    :raises RunFilesError: if the file is not a JSON object with a non-empty string ``dataset`` and a string or null
         ``dataset_directory``
     """
     path = Path(directory) / RUN_RECORD
@@ -204,8 +216,8 @@ def read_run_record(directory: str | os.PathLike) -> dict[str, Any] | None:
     record = _read_json(path)
     if not isinstance(record, dict):
         raise RunFilesError(f"{path} is not a run record: expected a JSON object, got {_json_type(record)}.")
-    if not isinstance(record.get("dataset"), str):
-        raise RunFilesError(f"{path}: 'dataset' must be a string, got {_json_type(record.get('dataset'))}.")
+    if not isinstance(record.get("dataset"), str) or not record["dataset"]:
+        raise RunFilesError(f"{path}: 'dataset' must be a non-empty string, got {_json_type(record.get('dataset'))}.")
     if not isinstance(record.get("dataset_directory"), str | None):
         raise RunFilesError(
             f"{path}: 'dataset_directory' must be a string or null, got {_json_type(record['dataset_directory'])}."
@@ -238,6 +250,13 @@ def _load_without_description(directory: Path, trust_pickle: bool, device) -> tu
         raise RunFilesError(
             f"{directory} is an unfinished train run (it holds a checkpoint, no model yet); run the same train "
             "command again to finish it."
+        )
+    saved = [name for name in (WEIGHTS, ENTITY_TO_ID, RELATION_TO_ID, TRAINING_TRIPLES) if (directory / name).exists()]
+    if saved:
+        # not an older pickle-only run: its pickle (if any) is no way around a damaged run
+        raise RunFilesError(
+            f"{directory} has {saved[0]} but no {MODEL_DESCRIPTION}, which train writes last: the run is damaged or "
+            "unfinished."
         )
     if not pickled.is_file():
         raise RunFilesError(f"{directory} holds no saved run (expected {MODEL_DESCRIPTION} from train --output).")
@@ -273,7 +292,10 @@ def _load_pickled_run(directory: Path, device) -> tuple[Model, TriplesFactory]:
     except Exception as error:
         raise RunFilesError(f"{triples}/ is not readable PyKEEN triples: {_first_line(error)}") from None
     if (model.num_entities, model.num_relations) != (training.num_entities, training.num_relations):
-        raise RunFilesError(f"{pickled} and {triples}/ do not belong together (their numbers of entities differ).")
+        raise RunFilesError(
+            f"{pickled} and {triples}/ do not belong together: the model has {model.num_entities} entities and "
+            f"{model.num_relations} relations, the triples {training.num_entities} and {training.num_relations}."
+        )
     model.eval()
     return model, training
 
@@ -288,6 +310,9 @@ def _read_description(path: Path) -> dict[str, Any]:
             f"{path} has format version {description.get('version')!r}; this version of pykeen-vbkgc reads "
             f"version {FORMAT_VERSION}."
         )
+    digest = description.get(DESCRIPTION_DIGEST)
+    if digest is not None and digest != _description_digest(description):
+        raise RunFilesError(f"{path} was changed or damaged after it was saved (its SHA-256 differs).")
     expected = dict(
         model=str,
         model_kwargs=dict,
@@ -317,6 +342,13 @@ def _read_description(path: Path) -> dict[str, Any]:
 _KIND_NAMES = {str: "a string", dict: "an object", int: "a positive integer", bool: "true or false"}
 
 
+def _description_digest(description: Mapping[str, Any]) -> str:
+    """Return the SHA-256 of a description without its digest, written as canonical JSON."""
+    rest = {key: value for key, value in description.items() if key != DESCRIPTION_DIGEST}
+    text = json.dumps(rest, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _read_mapping(path: Path, size: int) -> dict[str, int]:
     """Read a label-to-id mapping whose ids are exactly ``0 .. size - 1``."""
     mapping = _read_json(path)
@@ -324,7 +356,8 @@ def _read_mapping(path: Path, size: int) -> dict[str, int]:
         isinstance(value, int) and not isinstance(value, bool) for value in mapping.values()
     ):
         raise RunFilesError(f"{path} must be a JSON object from labels to integer ids.")
-    if sorted(mapping.values()) != list(range(size)):
+    # the length first: a size beyond the file's would not fit in memory as a range
+    if len(mapping) != size or sorted(mapping.values()) != list(range(size)):
         raise RunFilesError(f"{path} must give the ids 0 to {size - 1} once each ({len(mapping):,} labels found).")
     return mapping
 
@@ -360,8 +393,10 @@ def _rebuild_model(directory: Path, description: Mapping[str, Any], training: Tr
     from .features import FeaturesFileError
     from .model import VBKGC
 
-    placeholder = torch.zeros(description["num_entities"], description["feature_dim"])
     description_path = directory / MODEL_DESCRIPTION
+    weights = directory / WEIGHTS
+    _check_widths(weights, description)
+    placeholder = torch.zeros(description["num_entities"], description["feature_dim"])
     # the initial values are overwritten by the weights: no seed is needed, and the caller's random state is kept
     seed_logger = logging.getLogger("pykeen.models.base")
     seed_logger.addFilter(_no_seed_warning)
@@ -372,7 +407,6 @@ def _rebuild_model(directory: Path, description: Mapping[str, Any], training: Tr
         raise RunFilesError(f"{description_path}: cannot rebuild the model: {_first_line(error)}") from None
     finally:
         seed_logger.removeFilter(_no_seed_warning)
-    weights = directory / WEIGHTS
     try:
         load_model(model, weights, strict=True)
     except (SafetensorError, OSError) as error:
@@ -382,6 +416,29 @@ def _rebuild_model(directory: Path, description: Mapping[str, Any], training: Tr
         problems = "; ".join(line.strip() for line in str(error).splitlines()[1:] if line.strip())
         raise RunFilesError(f"{weights} does not fit the model of {description_path.name}: {problems}") from None
     return model
+
+
+def _check_widths(weights: Path, description: Mapping[str, Any]) -> None:
+    """Check the widths of the description against the weights' header, before the model is built with them."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(weights, framework="pt") as file:
+            shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
+    except (SafetensorError, OSError) as error:
+        raise RunFilesError(f"{weights} is not a readable safetensors file: {_first_line(error)}") from None
+    embedding_dim = description["model_kwargs"].get("embedding_dim")
+    for key, name, width in (
+        (_FEATURES_WEIGHT, "feature_dim", description["feature_dim"]),
+        (_STRUCTURAL_WEIGHT, "embedding_dim", embedding_dim),
+    ):
+        shape = shapes.get(key)
+        # a missing weight is left to the loading, which lists all that are missing
+        if shape is not None and (len(shape) != 2 or (width is not None and shape[1] != width)):
+            raise RunFilesError(
+                f"{weights} does not fit the model of {MODEL_DESCRIPTION}: its {key} has shape {list(shape)}, the "
+                f"description's {name} is {width}."
+            )
 
 
 def _no_seed_warning(record: logging.LogRecord) -> bool:
@@ -397,6 +454,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         raise RunFilesError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise RunFilesError(f"{path} is not valid JSON: it is nested too deeply.") from None
 
 
 def _reject_constant(name: str) -> float:
@@ -420,6 +479,8 @@ def _sha256(path: Path) -> str:
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
+    if value == "":
+        return "an empty string"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float) and not (isinstance(value, float) and not math.isfinite(value)):

@@ -7,6 +7,7 @@ import numbers
 __all__ = [
     "FLOAT32_MAX",
     "FLOAT32_TINY",
+    "MAX_COUNT",
     "MAX_SEED",
     "check_float32",
     "check_positive_int",
@@ -20,6 +21,9 @@ FLOAT32_MAX = 3.4028234663852886e38
 FLOAT32_TINY = 2.0**-126
 #: the largest seed that NumPy's generator takes (PyKEEN seeds it with the run's seed)
 MAX_SEED = 2**32 - 1
+#: the largest count or size (epochs, dimensions, batches) of the command lines: beyond int32 torch's sizes may
+#: overflow (a traceback), and no run needs that many
+MAX_COUNT = 2**31 - 1
 
 
 def check_positive_int(name: str, value: object) -> int:

@@ -89,7 +89,7 @@ def test_shards_and_merge_cli(base_args, tmp_path):
         (["--pooling", "mean"], "--pooling only applies to --encoder text"),
         (["--projection", "random"], "--projection need --images"),
         (["--dataset", "nations"], "Give exactly one of --texts and --dataset"),
-        (["--max-images", "0"], "0 is not in the range x>=1"),
+        (["--max-images", "0"], "0 is not in the range 1<=x<=2147483647"),
         (["--visual-tokens", "grid"], "--visual-tokens grid needs a transformers backbone"),
         (
             ["--device", "banana"],
@@ -251,7 +251,7 @@ def test_threads_option_sets_torch_threads(base_args, tmp_path):
     finally:
         torch.set_num_threads(before)
     code, text = _run(encode, [*base_args, "--threads", "0", "-o", tmp_path / "other.safetensors"])
-    assert code == 2 and "Invalid value for '--threads': 0 is not in the range x>=1." in text
+    assert code == 2 and "Invalid value for '--threads': 0 is not in the range 1<=x<=2147483647." in text
 
 
 def test_files_that_are_not_utf8_are_named(tmp_path):

@@ -86,14 +86,28 @@ def test_load_run_rebuilds_the_model_without_pickle(run, demo_model):
     ]
 
 
-def test_load_run_refuses_bad_arguments_before_reading_anything(run, tmp_path):
-    (run / "vbkgc_model.json").unlink()  # only PyKEEN's pickle is left: trust_pickle decides
+def test_load_run_refuses_bad_arguments_before_reading_anything(run, tmp_path, monkeypatch):
+    # only PyKEEN's pickle is left: trust_pickle decides
+    for name in ("vbkgc_model.json", "model.safetensors", "entity_to_id.json", "relation_to_id.json"):
+        (run / name).unlink()
+    (run / "training_triples.safetensors").unlink()
     with pytest.raises(TypeError) as error:
         load_run(run, trust_pickle="no")  # truthy, but surely not meant as trust
     assert str(error.value) == "trust_pickle must be True or False, got 'no'."
-    with pytest.raises(ValueError) as error:
-        load_run(run, device="bogus")
-    assert str(error.value) == "'bogus' is not a device; use e.g. cpu, cuda or cuda:1."
+    # not even the trusted pickle is read with a device that cannot be used
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("read"))
+    for device, message in [
+        ("bogus", "'bogus' is not a device; use e.g. cpu, cuda or cuda:1."),
+        # PyKEEN would fall back to the CPU, saying so in a log line only
+        ("cuda", "'cuda': CUDA is not available on this machine."),
+        (torch.device("cuda:1"), "'cuda:1': CUDA is not available on this machine."),
+        # the meta device holds no values; torch failed only after every file was read
+        ("meta", "'meta': use cpu, cuda or mps."),
+    ]:
+        with pytest.raises(ValueError) as error:
+            load_run(run, device=device, trust_pickle=True)
+        assert str(error.value) == message
     with pytest.raises(RunFilesError) as error:
         load_run(tmp_path / "no-such-run")
     assert str(error.value) == f"{tmp_path / 'no-such-run'} does not exist."
@@ -181,6 +195,21 @@ def test_a_bad_trusted_pickle_is_one_line(run, tmp_path, damage):
     assert _one_line_error(result).startswith(f"Error: {pickled} {expected}")
 
 
+def test_a_trusted_pickle_and_triples_of_another_graph_are_refused(run, tmp_path):
+    """The numbers of both are named (the message said "entities" when only the relations differed)."""
+    from pykeen.datasets import Nations
+
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.move(run / "trained_model.pkl", old)
+    Nations().training.to_path_binary(old / "training_triples")
+    result = CliRunner().invoke(main, ["predict", str(old), *QUERY, "--trust-pickle"])
+    assert _one_line_error(result) == (
+        f"Error: {old}/trained_model.pkl and {old}/training_triples/ do not belong together: the model has 500 "
+        "entities and 9 relations, the triples 14 and 55."
+    )
+
+
 def _rewrite(run, name, change):
     """Change a file of the run and record its new SHA-256, as a crafted run would."""
     from pykeen_vbkgc.run_files import _sha256
@@ -188,13 +217,28 @@ def _rewrite(run, name, change):
     change(run / name)
     description = json.loads((run / "vbkgc_model.json").read_text())
     description["files"][name] = _sha256(run / name)
-    (run / "vbkgc_model.json").write_text(json.dumps(description))
+    _write_sealed(run, description)
 
 
-def _edit_description(run, **changes):
+def _edit_description(run, seal: bool = True, **changes):
+    """Change the description; ``seal``: record its new SHA-256, as a crafted run would."""
     description = json.loads((run / "vbkgc_model.json").read_text())
     description.update(changes)
+    if seal:
+        _write_sealed(run, description)
+    else:
+        (run / "vbkgc_model.json").write_text(json.dumps(description))
+
+
+def _write_sealed(run, description):
+    from pykeen_vbkgc.run_files import DESCRIPTION_DIGEST, _description_digest
+
+    description[DESCRIPTION_DIGEST] = _description_digest(description)
     (run / "vbkgc_model.json").write_text(json.dumps(description))
+
+
+def _nested(path, depth):
+    path.write_text("[" * depth + "]" * depth)
 
 
 DAMAGES = {
@@ -208,7 +252,39 @@ DAMAGES = {
     ),
     "no description": (
         lambda run: [(run / name).unlink() for name in ("vbkgc_model.json", "trained_model.pkl")],
-        "{run} holds no saved run (expected vbkgc_model.json from train --output).",
+        "{run} has model.safetensors but no vbkgc_model.json, which train writes last: the run is damaged or "
+        "unfinished.",
+    ),
+    # the pickle beside it is no way around a damaged run
+    "no description beside a pickle": (
+        lambda run: (run / "vbkgc_model.json").unlink(),
+        "{run} has model.safetensors but no vbkgc_model.json, which train writes last: the run is damaged or "
+        "unfinished.",
+    ),
+    "edited description": (
+        lambda run: _edit_description(run, seal=False, model_kwargs=dict(MODEL_KWARGS, scoring_fct_norm=2)),
+        "{run}/vbkgc_model.json was changed or damaged after it was saved (its SHA-256 differs).",
+    ),
+    "deeply nested description": (
+        lambda run: _nested(run / "vbkgc_model.json", 100_000),
+        "{run}/vbkgc_model.json is not valid JSON: it is nested too deeply.",
+    ),
+    # checked against the weights' header before the model is built with it (10**9 features: no memory)
+    "huge feature width": (
+        lambda run: _edit_description(run, feature_dim=10**9),
+        "{run}/model.safetensors does not fit the model of vbkgc_model.json: its "
+        "entity_representations.2.base.base._embeddings.weight has shape [500, 384], the description's feature_dim "
+        "is 1000000000.",
+    ),
+    "huge embedding width": (
+        lambda run: _edit_description(run, model_kwargs=dict(MODEL_KWARGS, embedding_dim=10**9)),
+        "{run}/model.safetensors does not fit the model of vbkgc_model.json: its "
+        "entity_representations.0.base._embeddings.weight has shape [500, 8], the description's embedding_dim is "
+        "1000000000.",
+    ),
+    "huge number of entities": (
+        lambda run: _edit_description(run, num_entities=10**12),
+        "{run}/entity_to_id.json must give the ids 0 to 999999999999 once each (500 labels found).",
     ),
     "wrong type": (
         lambda run: _edit_description(run, num_entities="500"),
@@ -271,7 +347,9 @@ def test_a_damaged_or_crafted_run_is_refused_in_one_line(run, damage):
     [
         ("{", "{path} is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
         ("[1]", "{path} is not a run record: expected a JSON object, got a list."),
-        ('{"dataset": 5}', "{path}: 'dataset' must be a string, got 5."),
+        ('{"dataset": 5}', "{path}: 'dataset' must be a non-empty string, got 5."),
+        # would be read as the working directory
+        ('{"dataset": ""}', "{path}: 'dataset' must be a non-empty string, got an empty string."),
         (
             '{"dataset": "x", "dataset_directory": true}',
             "{path}: 'dataset_directory' must be a string or null, got true.",
@@ -286,3 +364,32 @@ def test_evaluate_reports_an_invalid_run_record_in_one_line(run, record, message
     # --dataset does without it
     result = CliRunner().invoke(main, ["evaluate", str(run), "--dataset", "multimodaldemo"])
     assert result.exit_code == 0, result.output
+
+
+def test_evaluate_names_the_run_record_when_its_dataset_is_gone(run, tmp_path):
+    moved = tmp_path / "moved"
+    (run / "vbkgc_run.json").write_text(json.dumps(dict(dataset=str(moved), dataset_directory=None)))
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert _one_line_error(result) == (
+        f"Error: the dataset that {run}/vbkgc_run.json names cannot be opened: directory not found: {moved} Name the "
+        "dataset with --dataset."
+    )
+
+
+def test_evaluate_refuses_a_dataset_whose_training_triples_changed(run, tmp_path):
+    """Triples moved from train.txt to test.txt: the model would be tested on triples it was trained on."""
+    from pykeen_vbkgc.datasets import MultimodalDemo
+
+    demo = MultimodalDemo()
+    graph = tmp_path / "graph"
+    graph.mkdir()
+    training = demo.training.triples
+    for name, triples in dict(
+        train=training[10:], valid=demo.validation.triples, test=[*demo.testing.triples, *training[:10]]
+    ).items():
+        (graph / f"{name}.txt").write_text("".join("\t".join(triple) + "\n" for triple in triples))
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--dataset", str(graph)])
+    assert _one_line_error(result) == (
+        f"Error: The training triples of {graph} ({len(training) - 10:,}) differ from those the model of {run} was "
+        f"trained on ({len(training):,})."
+    )

@@ -319,6 +319,11 @@ ALL_TERMS = "['ss', 'mm', 'sm', 'ms', 'all']"
         # NumPy's generator takes seeds from 0 to 2**32 - 1
         (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
         (["--seed", "4294967296"], "Invalid value for '--seed': 4294967296 is not in the range 0<=x<=4294967295."),
+        # beyond int64, torch's sizes overflowed in a traceback
+        (
+            ["--embedding-dim", str(2**63)],
+            "Invalid value for '--embedding-dim': 9223372036854775808 is not in the range 1<=x<=2147483647.",
+        ),
         (["--neighbour-weight", "inf"], "Invalid value for '--neighbour-weight': inf is not a finite number."),
         (["--neighbour-weight", "-1"], "Invalid value for '--neighbour-weight': -1.0 is not in the range x>=0."),
         (["--device", "bogus"], "Invalid value for '--device': 'bogus' is not a device; use e.g. cpu, cuda or cuda:1."),

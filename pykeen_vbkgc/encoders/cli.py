@@ -14,7 +14,7 @@ import click
 
 from ..device_option import check_device
 from ..features import FeaturesFileError, check_output_file
-from ..validation import MAX_SEED
+from ..validation import MAX_COUNT, MAX_SEED
 from .backbones import backbone_resolver
 from .base import EncoderLoadError
 from .inputs import EncodingInputError, check_inputs, read_images, read_texts
@@ -154,7 +154,9 @@ def _check_output(output: Path, overwrite: bool) -> None:
     show_default=True,
     help="Seed of the projection and Xavier tokens.",
 )
-@click.option("--max-images", type=click.IntRange(min=1), default=5, show_default=True, help="Images per entity.")
+@click.option(
+    "--max-images", type=click.IntRange(1, MAX_COUNT), default=5, show_default=True, help="Images per entity."
+)
 @click.option(
     "--no-image",
     type=click.Choice(["text-only", "xavier"]),
@@ -169,12 +171,14 @@ def _check_output(output: Path, overwrite: bool) -> None:
     show_default=True,
     help="Text encoder pooling ('auto': the sentence-transformers config, else mean).",
 )
-@click.option("--max-length", type=click.IntRange(min=3), help="Maximum text tokens; default: the model's limit.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--max-length", type=click.IntRange(3, MAX_COUNT), help="Maximum text tokens; default: the model's limit."
+)
+@click.option("--batch-size", type=click.IntRange(1, MAX_COUNT), default=32, show_default=True)
 @click.option("--device", callback=check_device, help="e.g. cpu, cuda, cuda:1; default: CUDA when available.")
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_COUNT),
     help="CPU threads for torch; default: torch's choice. On a busy or small machine 1 can be faster.",
 )
 @click.option("--no-autocast", is_flag=True, help="Disable mixed precision on CUDA.")
