@@ -70,6 +70,7 @@ from pykeen.triples.instances import BaseBatchedSLCWAInstances, BatchedSLCWAInst
 from pykeen.typing import FloatTensor
 
 from .allocator import keep_freed_memory
+from .checkpoints import signals_deferred
 from .cli import (
     COUNT_RANGE,
     SEED_RANGE,
@@ -82,9 +83,8 @@ from .cli import (
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .features import FeaturesFileError
-from .replacing import replacing
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
-from .staging import check_new_output
+from .staging import OutputError, check_new_output, new_directory
 
 try:
     import pytorch_lightning
@@ -573,12 +573,14 @@ def main(
     summary["train_loss"] = float(result.trainer.callback_metrics["train_loss_epoch"])
     click.echo(json.dumps(summary, indent=2))
     if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
-        # each file whole or not at all
-        with replacing(output / "model_state.pt") as temporary:
-            torch.save(result.model.state_dict(), temporary)
-        with replacing(output / "metrics.json") as temporary:
-            temporary.write_text(json.dumps(summary, indent=2) + "\n")
+        try:
+            # the directory whole or not at all; a Ctrl-C now waits the moment until it is in place
+            with signals_deferred(), new_directory(output) as directory:
+                torch.save(result.model.state_dict(), directory / "model_state.pt")
+                (directory / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        except (OSError, OutputError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).rstrip(".")
+            raise click.ClickException(f"cannot save to {output}: {reason}; nothing was saved.") from None
         click.echo(f"saved to {output}", err=True)
 
 

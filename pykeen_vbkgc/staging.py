@@ -14,12 +14,14 @@ record (``vbkgc_run.json``: how the run was made) and, at the end, the files of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "RunStaging",
     "check_new_output",
     "check_writable_directory",
+    "new_directory",
 ]
 
 #: the suffix of the directory beside ``--output`` in which a run is made
@@ -92,6 +95,56 @@ def check_writable_directory(directory: str | os.PathLike) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
     except OSError as error:
         raise OutputError(f"cannot write {directory}: {existing}: {error.strerror}.") from None
+
+
+@contextlib.contextmanager
+def new_directory(output: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new directory beside ``output`` to fill; when the block succeeds, it is renamed to ``output``.
+
+    For a command that saves its results at the end, all at once: ``output`` appears whole or not at all. If the
+    block fails or is interrupted, the directory and the parents of ``output`` that were created for it are removed.
+
+    :param output: the directory to make (new, or empty)
+    :yields: the directory to fill
+    :raises OutputError: if the directory cannot be created
+    :raises OSError: if it cannot be renamed to ``output`` (e.g., ``output`` is not empty any more)
+    """
+    output = Path(os.path.abspath(output))
+    missing = _missing_parents(output)
+    temporary = output.with_name(f".{output.name}.{secrets.token_hex(4)}{INCOMPLETE_SUFFIX}")
+    try:
+        temporary.parent.mkdir(parents=True, exist_ok=True)
+        temporary.mkdir()  # the mode that the umask gives, as the directories of train
+    except OSError as error:
+        _remove_empty(missing)
+        raise OutputError(f"cannot create {output}: {error.strerror}.") from None
+    try:
+        yield temporary
+        # replaces an empty directory, fails for a non-empty one
+        os.rename(temporary, output)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        _remove_empty(missing)
+        raise
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """Return the parents of ``path`` that do not exist, deepest first."""
+    missing = []
+    parent = path.parent
+    while not (parent.exists() or parent.is_symlink()):
+        missing.append(parent)
+        parent = parent.parent
+    return missing
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove the directories, deepest first, up to the first that is not empty (or cannot be removed)."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            break
 
 
 class RunStaging:
@@ -193,11 +246,7 @@ class RunStaging:
                 (self.path / name).unlink(missing_ok=True)
         else:
             shutil.rmtree(self.path, ignore_errors=True)
-            for directory in self._created:
-                try:
-                    directory.rmdir()
-                except OSError:
-                    break
+            _remove_empty(self._created)
         self._release()
         return epoch
 
@@ -210,21 +259,13 @@ class RunStaging:
 
     def _create(self) -> None:
         """Create the directory and the missing parents; remember the parents for :meth:`close`."""
-        missing = []
-        parent = self.path.parent
-        while not (parent.exists() or parent.is_symlink()):
-            missing.append(parent)
-            parent = parent.parent
+        missing = _missing_parents(self.path)
         try:
             if missing:
                 self.path.parent.mkdir(parents=True, exist_ok=True)  # another train may be creating them, too
             self.path.mkdir(exist_ok=True)
         except OSError as error:
-            for directory in missing:
-                try:
-                    directory.rmdir()
-                except OSError:
-                    break
+            _remove_empty(missing)
             raise OutputError(f"cannot create {self.output}: {error.strerror}.") from None
         self._created = self._created or missing  # deepest first
 
@@ -244,11 +285,7 @@ class RunStaging:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                for directory in self._created:  # only parents that hold nothing; the other run's directory stays
-                    try:
-                        directory.rmdir()
-                    except OSError:
-                        break
+                _remove_empty(self._created)  # only parents that hold nothing; the other run's directory stays
                 raise self._in_use() from None
         # the holder may have renamed (finished) or removed (failed) the directory between our open and lock
         try:

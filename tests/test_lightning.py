@@ -310,3 +310,39 @@ def test_cli_stopped_by_a_signal_says_so_and_exits_with_the_shells_code(tmp_path
     stopped_by = "Stopped by SIGTERM" if signal_name == "SIGTERM" else "Interrupted"
     assert result.stderr.splitlines()[-1] == f"{stopped_by}: nothing was saved (this command keeps no checkpoints)."
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_saves_its_output_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The directory appears when both files are in it; a failed save leaves nothing, not even the parents it made."""
+    import errno
+    import os
+    import signal
+
+    from pykeen_vbkgc import lightning
+
+    monkeypatch.setenv("PYKEEN_VBKGC_COMPILE", "0")
+    monkeypatch.chdir(tmp_path)
+    arguments = ["--epochs", "1", "--embedding-dim", "8", "--accelerator", "cpu"]
+    save = torch.save
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(lightning.torch, "save", disk_full)
+    output = tmp_path / "a" / "b" / "run"
+    result = CliRunner().invoke(lightning.main, [*arguments, "--output", str(output)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: cannot save to {output}: No space left on device; nothing was saved."
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+    def interrupted_while_saving(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: waits until the directory is in place
+        save(*args, **kwargs)
+
+    monkeypatch.setattr(lightning.torch, "save", interrupted_while_saving)
+    result = CliRunner().invoke(lightning.main, [*arguments, "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in output.iterdir()) == ["metrics.json", "model_state.pt"]
+    assert sorted(path.name for path in output.parent.iterdir()) == ["run"]
