@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import logging
 import math
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -697,14 +700,30 @@ def _same_triples(first, second) -> bool:
     return torch.equal(torch.unique(first, dim=0), torch.unique(second, dim=0))
 
 
+#: errors of a write that fails for want of room or of a working disk (click handles a closed pipe itself)
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
 def run() -> None:
     """Run the ``pykeen-vbkgc`` program: :func:`main` in a process that keeps freed memory for reuse.
 
     The program owns its process, so it sets glibc's malloc thresholds for it (see :mod:`pykeen_vbkgc.allocator`:
-    fewer page faults per training batch); importing the package changes nothing.
+    fewer page faults per training batch); importing the package changes nothing. A write that fails for want of
+    room (e.g. ``predict ... > /dev/full``) ends in one line, not a traceback.
     """
     keep_freed_memory()
-    main()
+    try:
+        main()
+    except OSError as error:
+        if error.errno not in _WRITE_ERRNOS:
+            raise
+        # the text that could not be written stays in the buffer: flushing it at exit would fail again (the way
+        # Python's documentation ends output to a closed pipe)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = error.filename or "the output"
+        click.echo(f"Error: cannot write {where}: {error.strerror}.", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 
 import click
 import pytest
@@ -506,3 +507,17 @@ def test_predict_says_which_known_answers_it_leaves_out(small_run):
     assert "France" not in [row[2] for row in _rows(result.stdout)]
     result = CliRunner().invoke(main, [*query, "--keep-known"])
     assert "Left out" not in result.stderr and "France" in [row[2] for row in _rows(result.stdout)]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_for_the_output_is_one_line():
+    """click handles a closed pipe itself, not a write that fails for want of room (e.g. ``predict > file``)."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "pykeen_vbkgc.cli", "--version"], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert result.returncode == 1
+    assert result.stderr == "Error: cannot write the output: No space left on device.\n"
