@@ -419,11 +419,11 @@ def _train_failed(error: BaseException, staging) -> None:
     """End a training that did not finish: remove what it created, or keep its checkpoint, and say which.
 
     :raises click.exceptions.Exit: after SIGINT or SIGTERM, with the shell's code for that signal (130, 143)
-    :raises click.ClickException: if the checkpoint could not be written
+    :raises click.ClickException: if the checkpoint could not be written, or the loss became NaN or infinite
     """
     import signal
 
-    from pykeen.training.training_loop import CheckpointMismatchError
+    from pykeen.training.training_loop import CheckpointMismatchError, NonFiniteLossError
 
     kept = None if staging is None else staging.close()
     if isinstance(error, CheckpointMismatchError) and kept is not None:
@@ -447,6 +447,12 @@ def _train_failed(error: BaseException, staging) -> None:
             )
         click.echo(message, err=True)
         raise click.exceptions.Exit(128 + signum)
+    if isinstance(error, NonFiniteLossError):
+        kept_note = "" if kept is None else f" The checkpoint of epoch {kept} stays in {staging.display}."
+        raise click.ClickException(
+            "training diverged: the loss is not finite (NaN or infinite); nothing was saved. Lower --learning-rate "
+            "(or --margin)." + kept_note
+        ) from None
     if isinstance(error, OSError) and staging is not None and str(staging.path) in str(error.filename):
         # e.g. the directory became unwritable or the disk is full: found at the first checkpoint, not at the end
         raise click.ClickException(

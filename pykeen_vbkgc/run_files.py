@@ -415,6 +415,10 @@ def _rebuild_model(directory: Path, description: Mapping[str, Any], training: Tr
         # load_state_dict lists the problems on the lines after its first
         problems = "; ".join(line.strip() for line in str(error).splitlines()[1:] if line.strip())
         raise RunFilesError(f"{weights} does not fit the model of {description_path.name}: {problems}") from None
+    for name, parameter in model.named_parameters():
+        if not bool(torch.isfinite(parameter).all()):
+            # train saves no diverged model: every score would be NaN
+            raise RunFilesError(f"{weights} holds values that are not finite (NaN or infinite) in {name}.")
     return model
 
 

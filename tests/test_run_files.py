@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from pykeen_vbkgc.cli import main
 from pykeen_vbkgc.run_files import PickleOnlyRunError, RunFilesError, load_run, save_run_files
@@ -311,6 +311,21 @@ DAMAGES = {
         "{run}/model.safetensors does not fit the model of vbkgc_model.json: size mismatch for "
         "relation_representations.0._embeddings.weight: copying a param with shape torch.Size([9, 4]) from "
         "checkpoint, the shape in current model is torch.Size([9, 8]).",
+    ),
+    "weights that are not finite": (
+        lambda run: _rewrite(
+            run,
+            "model.safetensors",
+            lambda path: save_file(
+                {
+                    key: value.clone().fill_(float("nan")) if key.startswith("relation") else value.clone()
+                    for key, value in load_file(path).items()
+                },
+                path,
+            ),
+        ),
+        "{run}/model.safetensors holds values that are not finite (NaN or infinite) in "
+        "relation_representations.0._embeddings.weight.",
     ),
     "mapping with a gap": (
         lambda run: _rewrite(run, "relation_to_id.json", lambda path: path.write_text('{"a": 0, "b": 7}')),

@@ -521,3 +521,16 @@ def test_a_full_disk_for_the_output_is_one_line():
         )
     assert result.returncode == 1
     assert result.stderr == "Error: cannot write the output: No space left on device.\n"
+
+
+def test_a_diverged_training_is_one_line_and_leaves_nothing(tmp_path):
+    """Finite settings whose loss overflows float32 in the first batch: PyKEEN's NonFiniteLossError, as one line."""
+    output = tmp_path / "a" / "run"
+    arguments = ["--epochs", "1", "--embedding-dim", "8", "--learning-rate", "1e38", "--margin", "1e38"]
+    result = CliRunner().invoke(main, ["train", *arguments, "--output", str(output)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Error: training diverged: the loss is not finite (NaN or infinite); nothing was saved. Lower "
+        "--learning-rate (or --margin)."
+    )
+    assert sorted(tmp_path.iterdir()) == []
