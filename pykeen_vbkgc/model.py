@@ -302,7 +302,8 @@ class VBKGC(
             NeighbourVote(
                 mapped_triples=triples_factory.mapped_triples,
                 num_entities=triples_factory.num_entities,
-                num_relations=triples_factory.num_relations,
+                # the training triples' relations, without PyKEEN's inverse ones
+                num_relations=triples_factory.real_num_relations,
                 num_neighbours=num_neighbours,
                 mirror_gate=neighbour_mirror_gate,
             )
@@ -440,8 +441,30 @@ class VBKGC(
             # ERModel's own slicing would call this model's score_t / score_h (and the vote) again for each slice
             ids = iter_slices(ids=None, slice_size=slice_size, total=self.num_entities, device=pairs.device)
             learned = torch.cat([score(pairs, **{key: part}) for part in ids], dim=-1)
-        votes = self.neighbour_vote(self._features(), pairs[:, anchor], pairs[:, 1 - anchor], side=side)
+        votes = self._votes_of(pairs[:, anchor], pairs[:, 1 - anchor], side=side)
         return _select(standardised(learned) + self.neighbour_weight * standardised(votes), candidates)
+
+    def _votes_of(self, anchors: LongTensor, relations: LongTensor, side: str) -> FloatTensor:
+        """Return the neighbours' votes for queries given in the model's relation ids.
+
+        With inverse triples, PyKEEN gives the model the relation ids $2r$ for the training triples' relation $r$ and
+        $2r + 1$ for its inverse (:class:`~pykeen.inverse.DefaultRelationInverter`); the vote counts the training
+        triples, so it takes $r$, and a query of the inverse relation asks for the other side of $r$.
+        """
+        features = self._features()
+        if not self.use_inverse_triples or not len(anchors):
+            return self.neighbour_vote(features, anchors, relations, side=side)
+        inverse = self.relation_inverter.is_inverse(relations)
+        relations = torch.div(relations, 2, rounding_mode="floor")
+        parts = [
+            (rows, self.neighbour_vote(features, anchors[rows], relations[rows], side=rows_side))
+            for rows, rows_side in ((~inverse, side), (inverse, "head" if side == "tail" else "tail"))
+            if bool(rows.any())
+        ]
+        votes = parts[0][1].new_empty(len(anchors), self.num_entities)
+        for rows, part in parts:
+            votes[rows] = part
+        return votes
 
     def _features(self) -> FloatTensor:
         r"""Return the frozen features $\mathbf{h}$ of all entities."""

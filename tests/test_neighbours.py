@@ -324,3 +324,28 @@ def test_the_vote_follows_a_model_converted_to_float64(factory, features):
         scores = converted.score_t(queries)
     assert scores.dtype == torch.float64
     torch.testing.assert_close(scores.float(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_vote_reads_plain_relation_ids_with_inverse_triples(factory, features):
+    """PyKEEN gives the model 2r for r and 2r + 1 for its inverse; the vote counts the triples of r.
+
+    Read as relation ids, 2r and 2r + 1 were other relations' votes (or none): evaluation and predictions with
+    ``create_inverse_triples=True`` were silently wrong.
+    """
+    inverse_factory = TriplesFactory.from_labeled_triples(np.asarray(TRIPLES, dtype=str), create_inverse_triples=True)
+    settings = dict(features=features, embedding_dim=4, neighbour_weight=1.0, num_neighbours=2, random_seed=0)
+    plain = VBKGC(triples_factory=factory, **settings)
+    inverse = VBKGC(triples_factory=inverse_factory, **settings)
+    assert inverse.use_inverse_triples and inverse.num_relations == 4
+    anchors, relations = torch.tensor([1, 3, 0, 3]), torch.tensor([0, 0, 1, 1])
+    for side, other in (("tail", "head"), ("head", "tail")):
+        expected = plain._votes_of(anchors, relations, side=side)
+        torch.testing.assert_close(inverse._votes_of(anchors, 2 * relations, side=side), expected)
+        # the inverse relation's tails are the relation's heads
+        torch.testing.assert_close(
+            inverse._votes_of(anchors, 2 * relations + 1, side=side), plain._votes_of(anchors, relations, side=other)
+        )
+    # both kinds of rows in one call, as PyKEEN's evaluation sends them
+    mixed = inverse._votes_of(anchors, torch.tensor([0, 1, 2, 3]), side="tail")
+    torch.testing.assert_close(mixed[0::2], plain._votes_of(anchors[0::2], relations[0::2], side="tail"))
+    torch.testing.assert_close(mixed[1::2], plain._votes_of(anchors[1::2], relations[1::2], side="head"))
