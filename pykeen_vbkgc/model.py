@@ -312,15 +312,20 @@ class VBKGC(
         )
 
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
-        self._check_entity_ids(hrt_batch[:, 0::2])
         if mode is not None:
+            self._check_entity_ids(hrt_batch[:, 0::2])
             return super().score_hrt(hrt_batch=hrt_batch, mode=mode)
         num_entities = self.num_entities
         entities = hrt_batch[:, 0::2]
+        dense = uses_dense_path(hrt_batch.device)
+        if not dense or not self.training:
+            # twins ids, too: the negatives of a loss (PyKEEN's evaluation-loss callback, Lightning's validation)
+            # carry them in evaluation mode. On the CPU the host looks at the ids anyway; on accelerators the check
+            # synchronises with the device, which training does not wait for
+            self._check_twins_range(entities)
         replacement = decode_twins(entities, num_entities=num_entities, side="replacement")
         original = decode_twins(entities, num_entities=num_entities, side="original")
         sums = None
-        dense = uses_dense_path(hrt_batch.device)
         structural, multimodal, table = self._entity_tables(piece_table=not dense)
         (relation_representation,) = self.relation_representations
         relations = relation_representation(indices=None)
@@ -354,14 +359,6 @@ class VBKGC(
         # the dense kernels take views of the index; each copy would be one more kernel launch
         h_index, t_index = index[:, 0], index[:, 1]
         if not dense:
-            # here the host looks at the ids anyway: ids beyond the twins range would fail inside torch, negative ones
-            # would be decoded into other entities (on accelerators the check would cost a synchronisation)
-            if self.training and entities.numel():
-                low, high, end = entities.min().item(), entities.max().item(), num_entities * (num_entities + 1)
-                if low < 0 or high >= end:
-                    raise IndexError(
-                        f"entity ids must be from 0 to {end - 1} (twins ids included), got ids from {low} to {high}."
-                    )
             # the positions of the twins ids, searched once (each boolean selection would search the mask again)
             positions = (entities >= num_entities).reshape(-1).nonzero().squeeze(dim=1)
             if positions.numel():
@@ -510,10 +507,11 @@ class VBKGC(
         return tuple(x[0] if len(x) == 1 else x for x in (hr, rr, tr))
 
     def _check_entity_ids(self, ids: LongTensor | None) -> None:
-        """In evaluation mode, refuse entity ids outside ``0..num_entities-1``.
+        """In evaluation mode, refuse entity ids outside ``0..num_entities-1`` (queries and candidates).
 
-        Ids from ``num_entities`` on are twins ids, which only training negatives carry: elsewhere they would be
-        decoded into the score of other entities (and negative ids would wrap around), silently.
+        Ids from ``num_entities`` on are twins ids, which only the negatives that :meth:`score_hrt` scores carry:
+        elsewhere they would be decoded into the score of other entities (and negative ids would wrap around),
+        silently.
         """
         if self.training or ids is None or not ids.numel():
             return
@@ -521,7 +519,20 @@ class VBKGC(
         if bool(bad.any()):
             raise IndexError(
                 f"entity ids must be from 0 to {self.num_entities - 1}, got {ids[bad][0].item()} (ids from "
-                f"{self.num_entities} on are twins ids, for training negatives only)."
+                f"{self.num_entities} on are twins ids, which only score_hrt takes)."
+            )
+
+    def _check_twins_range(self, entities: LongTensor) -> None:
+        """Refuse entity ids outside the plain and twins ids, ``0..N(N+1)-1``.
+
+        Beyond, an id would fail inside torch; a negative one would be decoded into other entities, silently.
+        """
+        if not entities.numel():
+            return
+        low, high, end = entities.min().item(), entities.max().item(), self.num_entities * (self.num_entities + 1)
+        if low < 0 or high >= end:
+            raise IndexError(
+                f"entity ids must be from 0 to {end - 1} (twins ids included), got ids from {low} to {high}."
             )
 
     def _entity_tables(self, piece_table: bool = True) -> tuple[FloatTensor, FloatTensor, FloatTensor | None]:

@@ -151,6 +151,24 @@ def test_single_process_training(tmp_path):
     assert torch.isfinite(result.trainer.callback_metrics["train_loss_epoch"])
 
 
+def test_validation_loss_with_twins_negatives(tmp_path):
+    """The validation step scores twins negatives with the model in evaluation mode (it failed after epoch 1)."""
+    from pykeen_vbkgc.lightning import train_lightning
+
+    result = train_lightning(
+        dataset="nations",
+        model_kwargs=dict(features=None, feature_dim=8, embedding_dim=8),
+        negative_sampler_kwargs=dict(num_negs_per_pos=2),
+        batch_size=512,
+        num_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        validate=True,
+        trainer_kwargs=dict(enable_progress_bar=False, default_root_dir=tmp_path),
+    )
+    assert torch.isfinite(result.trainer.callback_metrics["val_loss"])
+
+
 def test_ddp_cpu_two_processes(tmp_path):
     """Lightning DDP on CPU (gloo, 2 processes): consistent negatives, decreasing loss, evaluation on rank 0.
 

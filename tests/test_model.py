@@ -3,6 +3,7 @@
 import io
 import itertools
 import logging
+import math
 import sys
 import threading
 
@@ -489,7 +490,7 @@ def test_regularizer_of_the_structural_and_relation_embeddings(tiny_factory, tin
     # nothing in evaluation
     model.eval()
     with torch.no_grad():
-        model.score_t(tiny_factory.mapped_triples[:5, :2])  # plain ids: twins ids are for training negatives only
+        model.score_t(tiny_factory.mapped_triples[:5, :2])  # plain ids: twins ids are for score_hrt only
     assert model.collect_regularization_term() == 0
 
 
@@ -1001,14 +1002,13 @@ def _assert_training_path_equals_autograd(model: VBKGC, hrt: torch.Tensor) -> No
 
 
 def test_evaluation_refuses_entity_ids_outside_the_graph(tiny_factory, tiny_features):
-    """Ids from num_entities on are twins ids of training negatives; in evaluation they would score other entities."""
+    """Ids from num_entities on are twins ids of negatives; as queries or candidates they would score other entities."""
     model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0).eval()
     n = model.num_entities
     message = (
-        f"entity ids must be from 0 to {n - 1}, got {{}} (ids from {n} on are twins ids, for training negatives only)."
+        f"entity ids must be from 0 to {n - 1}, got {{}} (ids from {n} on are twins ids, which only score_hrt takes)."
     )
     calls = {
-        "score_hrt": lambda bad: model.score_hrt(torch.as_tensor([[bad, 0, 1]])),
         "score_t": lambda bad: model.score_t(torch.as_tensor([[bad, 0]])),
         "score_h": lambda bad: model.score_h(torch.as_tensor([[0, bad]])),
         "score_t with candidates": lambda bad: model.score_t(
@@ -1022,9 +1022,46 @@ def test_evaluation_refuses_entity_ids_outside_the_graph(tiny_factory, tiny_feat
                 with torch.set_grad_enabled(gradients), pytest.raises(IndexError) as error:
                     call(bad)
                 assert str(error.value) == message.format(bad), name
-    # training negatives keep their twins ids
-    model.train()
-    assert model.score_hrt(torch.as_tensor([[n + 3, 0, 1]])).isfinite().all()
+
+
+def test_score_hrt_scores_twins_negatives_in_evaluation_mode_too(tiny_factory, tiny_features):
+    """A loss on held-out triples (PyKEEN's evaluation-loss callback, Lightning's validation) scores twins negatives
+    with the model in evaluation mode: the same scores as in training mode; ids outside the twins range are refused."""
+    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0)
+    n = model.num_entities
+    batch = torch.as_tensor([[0, 0, 1], [n + 3, 0, 1], [2, 1, n * (n + 1) - 1]])
+    with torch.no_grad():
+        trained = model.train().score_hrt(batch)
+        evaluated = model.eval().score_hrt(batch)
+    torch.testing.assert_close(evaluated, trained)
+    for bad in (-1, n * (n + 1)):
+        with pytest.raises(IndexError) as error:
+            model.score_hrt(torch.as_tensor([[0, 0, 1], [0, 0, bad]]))
+        ids = f"from {min(0, bad)} to {max(1, bad)}"
+        assert (
+            str(error.value) == f"entity ids must be from 0 to {n * (n + 1) - 1} (twins ids included), got ids {ids}."
+        )
+
+
+def test_a_loss_on_validation_triples_is_computed_with_twins_negatives():
+    """PyKEEN's evaluation-loss callback scores twins negatives with the model in evaluation mode."""
+    from pykeen.datasets import Nations
+
+    dataset = Nations()
+    result = pipeline(
+        dataset=dataset,
+        model="vbkgc",
+        model_kwargs=dict(embedding_dim=4, features="random", feature_dim=8),
+        negative_sampler="twins",
+        training_kwargs=dict(
+            num_epochs=2,
+            batch_size=512,
+            callbacks="evaluation-loss",
+            callbacks_kwargs=dict(triples_factory=dataset.validation, prefix="validation"),
+        ),
+        random_seed=0,
+    )
+    assert len(result.losses) == 2 and all(math.isfinite(loss) for loss in result.losses)
 
 
 def test_interaction_settings_that_would_score_wrongly_are_refused():
@@ -1047,19 +1084,6 @@ def test_interaction_settings_that_would_score_wrongly_are_refused():
     with pytest.raises(ValueError) as error:
         VBKGCInteraction(term_weights=5)
     assert str(error.value) == "term_weights must be a mapping, a string such as 'mm=0.5,all=2', or 'mean'; got 5."
-
-
-def test_training_ids_outside_the_twins_range_are_refused_on_the_cpu_path(tiny_factory, tiny_features):
-    """A negative id was decoded into another entity's score, silently; one past the twins range failed in torch."""
-    model = VBKGC(triples_factory=tiny_factory, features=tiny_features, embedding_dim=4, random_seed=0).train()
-    n = model.num_entities
-    for bad in (-1, n * (n + 1)):
-        with pytest.raises(IndexError) as error:
-            model.score_hrt(torch.as_tensor([[0, 0, 1], [0, 0, bad]]))
-        ids = f"from {min(0, bad)} to {max(1, bad)}"
-        assert (
-            str(error.value) == f"entity ids must be from 0 to {n * (n + 1) - 1} (twins ids included), got ids {ids}."
-        )
 
 
 @pytest.mark.parametrize(
