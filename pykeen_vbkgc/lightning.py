@@ -83,8 +83,10 @@ from .cli import (
 from .dataset_loading import load_dataset_and_features
 from .defaults import BEST, Preset
 from .features import FeaturesFileError
+from .nscaching import NSCachingNegativeSampler
 from .sampler import TwinsNegativeSampler, TwinsNotSupportedError
 from .staging import OutputError, check_new_output, new_directory
+from .validation import FLOAT32_TINY, check_float32, check_positive_int, check_seed
 
 try:
     import pytorch_lightning
@@ -259,18 +261,30 @@ class TwinsSLCWALitModule(SLCWALitModule):
         :param kwargs: keyword-based parameters passed to :class:`~pykeen.contrib.lightning.LitModule`, e.g.,
             ``dataset``, ``model``, ``model_kwargs``, ``batch_size``, ``learning_rate``, ``optimizer``
         :raises TwinsNotSupportedError: if twins negatives are requested for a model that cannot consume them
+        :raises ValueError: for a batch size, learning rate, seed or number of workers out of range, or the
+            ``nscaching`` sampler
         """
+        # before the dataset and the model are built
+        check_seed("seed", seed)
+        check_positive_int("batch_size", kwargs.get("batch_size", 1))
+        if "learning_rate" in kwargs:
+            check_float32("learning_rate", kwargs["learning_rate"], minimum=FLOAT32_TINY)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
+        sampler_cls = negative_sampler_resolver.lookup(negative_sampler)
+        if issubclass(sampler_cls, NSCachingNegativeSampler):
+            raise ValueError(
+                "The 'nscaching' negative sampler scores its caches with the model of a PyKEEN training loop, which "
+                "Lightning has not; train it with pipeline()."
+            )
         kwargs.setdefault("model", "vbkgc")
         super().__init__(negative_sampler=negative_sampler, negative_sampler_kwargs=negative_sampler_kwargs, **kwargs)
-        sampler_cls = negative_sampler_resolver.lookup(negative_sampler)
         if issubclass(sampler_cls, TwinsNegativeSampler) and not getattr(self.model, "supports_twins_negatives", False):
             name = type(self.model).__name__
             raise TwinsNotSupportedError(
                 f"The 'twins' negative sampler needs a model that consumes twins negatives, such as model='vbkgc'; "
                 f"{name} has only one embedding per entity. Use negative_sampler='basic' for {name}."
             )
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}.")
         self.seed = seed
         self.num_workers = num_workers
 
@@ -425,7 +439,12 @@ def train_lightning(
     :param trainer_kwargs: further keyword-based parameters of :class:`pytorch_lightning.Trainer`; by default no
         logger, no checkpoints and no validation are used
     :return: the trained model, its dataset, the module and the trainer
+    :raises TrainerSettingsError: for settings that Lightning refuses
+    :raises ValueError: for numbers out of range (before anything is built) or the ``nscaching`` sampler
     """
+    # Lightning's max_epochs=-1 would train without end
+    check_positive_int("num_epochs", num_epochs)
+    check_seed("random_seed", random_seed)
     pytorch_lightning.seed_everything(random_seed, workers=True, verbose=False)
     options: dict[str, Any] = dict(
         accelerator=accelerator,

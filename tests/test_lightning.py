@@ -151,6 +151,35 @@ def test_single_process_training(tmp_path):
     assert torch.isfinite(result.trainer.callback_metrics["train_loss_epoch"])
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # Lightning's max_epochs=-1 trains without end
+        (dict(num_epochs=-1), "num_epochs must be a positive integer, got -1."),
+        (dict(batch_size="256"), "batch_size must be a positive integer, got '256'."),
+        (dict(batch_size=2.5), "batch_size must be a positive integer, got 2.5."),
+        (
+            dict(learning_rate=-1.0),
+            "learning_rate must be a number from 1.175e-38 to 3.403e+38 (float32's range), got -1.0.",
+        ),
+        (dict(random_seed=-1), "random_seed must be an integer from 0 to 4294967295, got -1."),
+        (dict(num_workers=-1), "num_workers must be a non-negative integer, got -1."),
+        (
+            dict(negative_sampler="nscaching"),
+            "The 'nscaching' negative sampler scores its caches with the model of a PyKEEN training loop, which "
+            "Lightning has not; train it with pipeline().",
+        ),
+    ],
+)
+def test_train_lightning_refuses_bad_settings_in_one_line(kwargs, message):
+    from pykeen_vbkgc.lightning import train_lightning
+
+    settings = dict(dataset="nations", accelerator="cpu", devices=1, num_epochs=1) | kwargs
+    with pytest.raises(ValueError) as error:
+        train_lightning(**settings, trainer_kwargs=dict(enable_progress_bar=False))
+    assert str(error.value) == message
+
+
 def test_validation_loss_with_twins_negatives(tmp_path):
     """The validation step scores twins negatives with the model in evaluation mode (it failed after epoch 1)."""
     from pykeen_vbkgc.lightning import train_lightning
