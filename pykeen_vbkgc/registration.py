@@ -242,6 +242,10 @@ def _extend_pykeen_cli() -> None:
             context = click.get_current_context(silent=True)
             if context is not None and context.get_parameter_source("loss") is ParameterSource.DEFAULT:
                 kwargs["loss"] = PresetLoss
+            # PyKEEN's --scoring-fct-norm is shared, too, and always passes its default 2: without the option, the
+            # preset's norm (L1 for paper, wn9 and fb15k237)
+            if context is not None and context.get_parameter_source("scoring_fct_norm") is ParameterSource.DEFAULT:
+                kwargs["scoring_fct_norm"] = None
             return command(*args, **kwargs)
 
         with_note._vbkgc_note = True
@@ -269,8 +273,16 @@ def _extend_pykeen_cli() -> None:
         preset=vbkgc_option(
             "--preset",
             type=click.Choice(sorted(PRESETS)),
-            help="The preset of the settings left out; default: the dataset's (wn9, fb15k237), else best. PyKEEN's "
-            "--scoring-fct-norm always passes its own default (2).",
+            help="The preset of the settings left out; default: the dataset's (wn9, fb15k237), else best.",
+        ),
+        # float | None: the builder makes no option from it, and --num-neighbours counts only with a weight
+        neighbour_weight=vbkgc_option(
+            "--neighbour-weight",
+            type=float,
+            help="Weight of the neighbours' vote when ranking (0: none); default: the preset's.",
+        ),
+        num_neighbours=vbkgc_option(
+            "--num-neighbours", type=int, help="How many neighbours vote (with --neighbour-weight); default: 50."
         ),
         score_terms=vbkgc_option("--score-terms", help="Which TransE terms to sum, e.g. ss,mm; default: all five."),
         term_weights=vbkgc_option("--term-weights", help="Weights of the score terms, e.g. mm=0.1,all=0.5."),

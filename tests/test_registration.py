@@ -196,6 +196,10 @@ def test_pykeen_cli_takes_vbkgc_options_and_says_where_the_twins_sampler_is(tmp_
     assert "For the twins sampler and the presets, use 'pykeen-vbkgc train' (this command has no sampler option)." in (
         lines
     )
+    assert "--neighbour-weight FLOAT Weight of the neighbours' vote when ranking (0: none); default: the preset's." in (
+        lines
+    )
+    assert "--num-neighbours INTEGER How many neighbours vote" in lines  # (the help wraps inside a word)
 
     from click.testing import CliRunner
     from pykeen.cli import main
@@ -222,13 +226,18 @@ def test_pykeen_cli_takes_vbkgc_options_and_says_where_the_twins_sampler_is(tmp_
     # without --loss, the preset's loss (the demo's: best, the mean margin loss with margin 10), as in pipeline()
     assert type(model.loss).__name__ == "MeanMarginRankingLoss"
     assert model.loss.margin == 10.0
-    # with it, the one asked for
+    # without --scoring-fct-norm, the preset's norm (the demo's: best, L2)
+    assert model.interaction.p == 2
+    # with them, the ones asked for; the paper preset's norm is L1 (PyKEEN's option passed its default 2 always)
     result = CliRunner().invoke(
         main,
         ["train", "vbkgc", "--dataset", "multimodaldemo", "-n", "1", "--loss", "marginranking", "--silent"]
+        + ["--preset", "paper", "--neighbour-weight", "0.5", "--num-neighbours", "7"]
         + ["--output-directory", str(tmp_path / "explicit")],
     )
     assert result.exit_code == 0, result.output
     model = torch.load(tmp_path / "explicit" / "trained_model.pkl", weights_only=False)
     assert type(model.loss).__name__ == "MarginRankingLoss"
     assert model.loss.margin == 1.0
+    assert model.interaction.p == 1
+    assert model.neighbour_weight == 0.5 and model.neighbour_vote.num_neighbours == 7
