@@ -11,7 +11,8 @@ cores, 16 negatives: VBKGC+twins' epoch about a fifth shorter, TransE's a quarte
 64 negatives: two fifths and half). Blocks above 32 MiB are still mapped afresh: turning glibc's ``mmap`` off
 altogether was faster at 64 negatives, but its heap fragmented and grew by half in one of two runs.
 
-The ``pykeen-vbkgc`` command calls it at its start. A program that trains through :func:`pykeen.pipeline.pipeline`
+The ``pykeen-vbkgc`` command, ``python -m pykeen_vbkgc.lightning`` and the scripts in ``examples/`` call it at their
+start. A program that trains through :func:`pykeen.pipeline.pipeline`
 may call it first, or set the same thresholds for any process through glibc's environment variables::
 
     MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647 python train.py
