@@ -239,10 +239,29 @@ def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, tiny_factory, mo
     assert read_checkpoint(tmp_path / "c.pt")["epoch"] == 2
 
 
+def _checkpointed_pipeline(factory, loop, epochs: int, directory):
+    """Train TransE on ``factory`` with ``loop``, checkpointing after every epoch into ``directory``."""
+    from pykeen.pipeline import pipeline
+
+    return pipeline(
+        training=factory,
+        testing=factory,
+        model="transe",
+        model_kwargs=dict(embedding_dim=4),
+        training_loop=loop,
+        training_kwargs=dict(
+            checkpoint_name="c.pt", checkpoint_directory=directory, checkpoint_frequency=0, batch_size=3
+        ),
+        epochs=epochs,
+        random_seed=0,
+        use_tqdm=False,
+        device="cpu",  # bit for bit: CUDA's scattered additions are not deterministic
+    )
+
+
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_a_resumed_pipeline_trains_the_model_of_an_uninterrupted_one(tmp_path, tiny_factory, monkeypatch, device):
     """Both loops with safe checkpoints (the one the train command picks for ``device``, run here on the CPU)."""
-    from pykeen.pipeline import pipeline
 
     from pykeen_vbkgc.checkpoints import (
         SafeCheckpointDeviceSLCWATrainingLoop,
@@ -254,20 +273,7 @@ def test_a_resumed_pipeline_trains_the_model_of_an_uninterrupted_one(tmp_path, t
     assert loop is (SafeCheckpointSLCWATrainingLoop if device == "cpu" else SafeCheckpointDeviceSLCWATrainingLoop)
 
     def run(epochs: int, directory):
-        return pipeline(
-            training=tiny_factory,
-            testing=tiny_factory,
-            model="transe",
-            model_kwargs=dict(embedding_dim=4),
-            training_loop=loop,
-            training_kwargs=dict(
-                checkpoint_name="c.pt", checkpoint_directory=directory, checkpoint_frequency=0, batch_size=3
-            ),
-            epochs=epochs,
-            random_seed=0,
-            use_tqdm=False,
-            device="cpu",  # bit for bit: CUDA's scattered additions are not deterministic
-        )
+        return _checkpointed_pipeline(tiny_factory, loop, epochs, directory)
 
     batches = []
     process_batch = loop._process_batch
@@ -291,25 +297,12 @@ def test_a_resumed_pipeline_trains_the_model_of_an_uninterrupted_one(tmp_path, t
 
 def test_pykeens_own_loop_resumes_a_safe_checkpoint(tmp_path, tiny_factory):
     """The safe format is one that PyKEEN's loop reads, too: a run can go on without this package's loop."""
-    from pykeen.pipeline import pipeline
     from pykeen.training import SLCWATrainingLoop
 
     from pykeen_vbkgc.checkpoints import SafeCheckpointSLCWATrainingLoop
 
     def run(epochs: int, loop, directory):
-        return pipeline(
-            training=tiny_factory,
-            testing=tiny_factory,
-            model="transe",
-            model_kwargs=dict(embedding_dim=4),
-            training_loop=loop,
-            training_kwargs=dict(
-                checkpoint_name="c.pt", checkpoint_directory=directory, checkpoint_frequency=0, batch_size=3
-            ),
-            epochs=epochs,
-            random_seed=0,
-            use_tqdm=False,
-        )
+        return _checkpointed_pipeline(tiny_factory, loop, epochs, directory)
 
     whole = run(4, SafeCheckpointSLCWATrainingLoop, tmp_path / "whole")
     run(2, SafeCheckpointSLCWATrainingLoop, tmp_path / "resumed")
