@@ -295,8 +295,8 @@ class VBKGC(
         )
         #: (key, (e_s, e_m, piece table)) of the current parameters, see _entity_tables
         self._tables: tuple[Any, tuple[FloatTensor, FloatTensor, FloatTensor]] | None = None
-        #: the weight of the neighbours' vote when ranking candidates (see __init__)
-        self.neighbour_weight = neighbour_weight
+        # the weight of the neighbours' vote when ranking candidates (see __init__ and the property)
+        self._neighbour_weight = float(neighbour_weight)
         #: the vote; built only for a positive weight (its tables hold the training triples)
         self.neighbour_vote = (
             NeighbourVote(
@@ -419,6 +419,32 @@ class VBKGC(
         if heads is None or heads.ndimension() == 1 or slice_size is not None or mode is not None:
             return super().score_h(rt_batch=rt_batch, slice_size=slice_size, mode=mode, heads=heads)
         return self._score_candidates(rt_batch, candidates=heads, column=0)
+
+    @property
+    def neighbour_weight(self) -> float:
+        r"""Return the weight $\lambda$ of the neighbours' vote when ranking candidates (see :meth:`__init__`)."""
+        return self._neighbour_weight
+
+    @neighbour_weight.setter
+    def neighbour_weight(self, value: float) -> None:
+        """Change the weight of the vote; a model built with weight 0 has no vote to weigh.
+
+        :raises ValueError: for a weight that is not a number within float32's range, or a positive weight for a
+            model without a vote
+        """
+        check_float32("neighbour_weight", value)
+        if value > 0 and self.neighbour_vote is None:
+            raise ValueError(
+                "this model was built without the neighbours' vote (neighbour_weight=0): pass neighbour_weight to "
+                "VBKGC(...) (or model_kwargs) to build it."
+            )
+        self._neighbour_weight = float(value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles of earlier versions hold the weight as a plain attribute
+        if "neighbour_weight" in state:
+            state["_neighbour_weight"] = state.pop("neighbour_weight")
+        super().__setstate__(state)
 
     def _votes(self, mode: InductiveMode | None) -> bool:
         """Return whether the neighbours' vote joins the ranking scores."""

@@ -133,7 +133,8 @@ def save_run_files(
         model="VBKGC",
         model_kwargs=kwargs,
         num_entities=training.num_entities,
-        num_relations=training.num_relations,
+        # without PyKEEN's inverse relations: the mapping holds the training triples' relations
+        num_relations=training.real_num_relations,
         feature_dim=model.entity_representations[2].base.transformation.in_features,
         create_inverse_triples=training.create_inverse_triples,
         files={name: _sha256(directory / name) for name in (WEIGHTS, ENTITY_TO_ID, RELATION_TO_ID, TRAINING_TRIPLES)},

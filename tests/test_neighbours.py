@@ -349,3 +349,28 @@ def test_the_vote_reads_plain_relation_ids_with_inverse_triples(factory, feature
     mixed = inverse._votes_of(anchors, torch.tensor([0, 1, 2, 3]), side="tail")
     torch.testing.assert_close(mixed[0::2], plain._votes_of(anchors[0::2], relations[0::2], side="tail"))
     torch.testing.assert_close(mixed[1::2], plain._votes_of(anchors[1::2], relations[1::2], side="head"))
+
+
+def test_a_weight_set_later_needs_a_vote(factory, features):
+    """A model built without the vote ignored a weight set afterwards, silently."""
+    import pickle
+
+    model = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=0.0, random_seed=0)
+    with pytest.raises(ValueError) as error:
+        model.neighbour_weight = 5.0
+    assert str(error.value) == (
+        "this model was built without the neighbours' vote (neighbour_weight=0): pass neighbour_weight to VBKGC(...) "
+        "(or model_kwargs) to build it."
+    )
+    model.neighbour_weight = 0.0  # no vote: fine
+    with pytest.raises(ValueError, match=r"^neighbour_weight must be a number from 0 to "):
+        model.neighbour_weight = float("nan")
+    voting = VBKGC(triples_factory=factory, features=features, embedding_dim=4, neighbour_weight=1.0, num_neighbours=2)
+    voting.neighbour_weight = 0.25
+    assert pickle.loads(pickle.dumps(voting)).neighbour_weight == 0.25
+    # a pickle of an earlier version holds the weight as a plain attribute
+    state = voting.__getstate__()
+    state["neighbour_weight"] = state.pop("_neighbour_weight")
+    earlier = VBKGC.__new__(VBKGC)
+    earlier.__setstate__(state)
+    assert earlier.neighbour_weight == 0.25

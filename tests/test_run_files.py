@@ -408,3 +408,22 @@ def test_evaluate_refuses_a_dataset_whose_training_triples_changed(run, tmp_path
         f"Error: The training triples of {graph} ({len(training) - 10:,}) differ from those the model of {run} was "
         f"trained on ({len(training):,})."
     )
+
+
+def test_a_model_with_inverse_triples_is_saved_and_loaded(tmp_path):
+    """The description's number of relations is the mapping's, without PyKEEN's inverse relations."""
+    from pykeen.datasets import Nations
+
+    from pykeen_vbkgc import VBKGC
+
+    training = Nations(create_inverse_triples=True).training
+    kwargs = dict(embedding_dim=4, feature_dim=8, neighbour_weight=0.5, num_neighbours=3)
+    model = VBKGC(triples_factory=training, features="random", random_seed=0, **kwargs).eval()
+    save_run_files(tmp_path, model, training, model_kwargs=kwargs)
+    loaded, loaded_training = load_run(tmp_path, device="cpu")
+    assert loaded.use_inverse_triples and loaded.num_relations == model.num_relations == 2 * 55
+    assert loaded_training.relation_to_id == training.relation_to_id
+    queries = training.mapped_triples[:20]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict_h(queries[:, 1:]), model.predict_h(queries[:, 1:]))
+        torch.testing.assert_close(loaded.predict_t(queries[:, :2]), model.predict_t(queries[:, :2]))
