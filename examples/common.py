@@ -41,6 +41,7 @@ from pykeen.pipeline import pipeline
 import pykeen_vbkgc  # noqa: F401  (registers the model, sampler, loss and datasets)
 from pykeen_vbkgc.cli import quiet_library_logs
 from pykeen_vbkgc.defaults import BEST, preset_for
+from pykeen_vbkgc.digests import input_digests
 from pykeen_vbkgc.replacing import replacing
 from pykeen_vbkgc.staging import OutputError, check_writable_directory
 from pykeen_vbkgc.validation import FLOAT32_TINY, MAX_COUNT, MAX_SEED, check_float32
@@ -452,6 +453,9 @@ def _cache_path(setting: Setting, experiment: Experiment) -> Path | None:
         dataset=experiment.dataset_name,
         features=str(experiment.features),
     )
+    if experiment.dataset is not None:
+        # the contents, too: a graph or features file rewritten at the same path is another input
+        key.update(input_digests(experiment.dataset.training, experiment.features))
     if setting.model == "vbkgc" and experiment.dataset is not None:
         # the dataset's preset fills in what the row leaves out (term weights, the vote, ...): a changed preset is
         # another configuration, not a cached row

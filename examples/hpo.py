@@ -88,7 +88,8 @@ def check_study_setup(storage, study_name: str, setup: dict[str, object]) -> Non
 
     :param storage: the Optuna storage
     :param study_name: the study
-    :param setup: the dataset, features, epochs, negatives and batch sizes of this worker
+    :param setup: the digests of the training triples and the features file, epochs, negatives and batch sizes of
+        this worker
     :raises click.UsageError: if the study was made with another setup
     """
     import optuna
@@ -148,6 +149,7 @@ def main(
     from pykeen.hpo import hpo_pipeline
 
     from pykeen_vbkgc.dataset_loading import load_dataset_and_features
+    from pykeen_vbkgc.digests import input_digests
     from pykeen_vbkgc.hpo import PAPER_NUMBERS_OF_BATCHES, batch_sizes_for, paper_hpo_ranges
 
     logging.basicConfig(level=logging.WARNING)
@@ -168,10 +170,10 @@ def main(
     dataset_instance, features = load_dataset_and_features(dataset, dataset_directory, features)
     batch_sizes = batch_sizes_for(dataset_instance.training.num_triples, numbers_of_batches)
     optuna_storage, shown_storage = open_storage(storage)
-    # the file's name, not its path: workers on other machines keep it elsewhere
+    # the contents, not the paths: workers on other machines keep the files elsewhere, and a file rewritten at the
+    # same path is another input
     setup = dict(
-        dataset=dataset,
-        features=None if features is None else Path(features).name,
+        **input_digests(dataset_instance.training, features),
         epochs=epochs,
         num_negatives=num_negatives,
         batch_sizes=list(batch_sizes),

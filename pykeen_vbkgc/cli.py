@@ -325,6 +325,7 @@ def train(
 
     from .checkpoints import safe_checkpoint_training_loop, signals_deferred, signals_interrupt
     from .datasets import TriplesDirectory
+    from .digests import input_digests
     from .features import FeaturesFileError
     from .interaction import normalize_score_terms
     from .staging import RunStaging
@@ -350,6 +351,8 @@ def train(
             else dataset,
             dataset_directory=None if dataset_directory is None else str(dataset_directory.resolve()),
             features=None if features is None else str(features),
+            # the contents, too: a graph or features file rewritten at the same path must not resume this run
+            **input_digests(dataset_instance.training, features),
             sampler=sampler,
             epochs=epochs,
             seed=seed,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .device_option import device_problem, parse_device
+from .digests import file_sha256
 from .replacing import replacing
 
 if TYPE_CHECKING:
@@ -137,7 +138,9 @@ def save_run_files(
         num_relations=training.real_num_relations,
         feature_dim=model.entity_representations[2].base.transformation.in_features,
         create_inverse_triples=training.create_inverse_triples,
-        files={name: _sha256(directory / name) for name in (WEIGHTS, ENTITY_TO_ID, RELATION_TO_ID, TRAINING_TRIPLES)},
+        files={
+            name: file_sha256(directory / name) for name in (WEIGHTS, ENTITY_TO_ID, RELATION_TO_ID, TRAINING_TRIPLES)
+        },
     )
     description[DESCRIPTION_DIGEST] = _description_digest(description)
     # last, and whole or not at all: its presence marks a finished run
@@ -186,7 +189,7 @@ def load_run(
         path = directory / name
         if not path.is_file():
             raise RunFilesError(f"{path} is missing; {description_path.name} lists it as part of the run.")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise RunFilesError(f"{path} was changed or damaged after it was saved (its SHA-256 differs).")
     entity_to_id = _read_mapping(directory / ENTITY_TO_ID, size=description["num_entities"])
     relation_to_id = _read_mapping(directory / RELATION_TO_ID, size=description["num_relations"])
@@ -471,14 +474,6 @@ def _write_json(path: Path, value: Any) -> None:
     text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     with replacing(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _json_type(value: Any) -> str:

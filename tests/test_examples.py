@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -107,12 +108,17 @@ def test_cached_vbkgc_rows_are_keyed_by_the_dataset_preset(tmp_path, monkeypatch
 
     from pykeen_vbkgc import defaults
 
-    def path(setting, preset_name):
-        dataset = SimpleNamespace(training=SimpleNamespace(metadata={defaults.PRESET_METADATA_KEY: preset_name}))
+    def path(setting, preset_name, triples=((0, 0, 1),), features=None):
+        training = SimpleNamespace(
+            metadata={defaults.PRESET_METADATA_KEY: preset_name},
+            mapped_triples=torch.as_tensor(triples),
+            entity_to_id={"a": 0, "b": 1},
+            relation_to_id={"r": 0},
+        )
         experiment = common.Experiment(
             dataset_name="wn9",
-            dataset=dataset,
-            features=None,
+            dataset=SimpleNamespace(training=training),
+            features=features,
             budget=common.QUICK_BUDGET,
             output=tmp_path,
             quick=True,
@@ -129,6 +135,15 @@ def test_cached_vbkgc_rows_are_keyed_by_the_dataset_preset(tmp_path, monkeypatch
     monkeypatch.setitem(defaults.PRESETS, "wn9", defaults.WN9_PRESET)
     assert path(vbkgc, "wn9") == before[0]
     assert path(vbkgc, "fb15k237") != before[0]
+    # the contents of the inputs, too: rows of other training triples, or of a features file rewritten at the same
+    # path, are not reused
+    for setting, cached in zip((vbkgc, transe), before, strict=True):
+        assert path(setting, "wn9", triples=((0, 0, 1), (1, 0, 0))) != cached
+    features = tmp_path / "features.safetensors"
+    features.write_bytes(b"one")
+    first = path(vbkgc, "wn9", features=features)
+    features.write_bytes(b"two")
+    assert path(vbkgc, "wn9", features=features) != first
 
 
 def test_quick_takes_the_dataset_given_on_the_command_line(tmp_path, monkeypatch):

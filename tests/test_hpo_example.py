@@ -109,3 +109,12 @@ def test_quick_sqlite_resumes_study(hpo_main, tmp_path, monkeypatch, single_thre
         "--study-name, or the same options as its other workers."
     )
     assert len(optuna.load_study(study_name="vbkgc-twins", storage=f"sqlite:///{database}").trials) == 2
+    # the setup names the data by its contents: workers keep their files elsewhere, and a graph rewritten at the same
+    # path is another setup
+    from pykeen.datasets import Nations
+
+    from pykeen_vbkgc.digests import input_digests
+
+    setup = study.user_attrs["vbkgc_hpo_setup"]
+    assert setup["training_triples_sha256"] == input_digests(Nations().training, None)["training_triples_sha256"]
+    assert setup["features_sha256"] is None and "dataset" not in setup

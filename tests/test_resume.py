@@ -146,11 +146,17 @@ def test_two_trains_into_one_output_the_second_is_refused_then_sigterm_keeps_the
     assert staging.is_dir() and not output.exists()
 
 
-def test_a_checkpoint_that_no_longer_fits_the_data_is_reported_in_one_line_and_kept(tmp_path):
-    """The same command, but the training triples changed since the checkpoint: its model has another shape."""
+def test_a_checkpoint_of_other_data_is_refused_in_one_line_and_kept(tmp_path):
+    """The same command, but the features file or the training triples were rewritten since the checkpoint.
+
+    Resumed, the checkpoint would have restored the old features (they are part of the model's state) under the new
+    file's name, or trained its first epochs on other triples.
+    """
     import shutil
 
-    from pykeen_vbkgc.datasets import MultimodalDemo
+    from pykeen_vbkgc import EntityFeatures, load_features, save_features
+    from pykeen_vbkgc.datasets import MultimodalDemo, TriplesDirectory
+    from pykeen_vbkgc.digests import input_digests
 
     graph = tmp_path / "graph"
     graph.mkdir()
@@ -165,17 +171,33 @@ def test_a_checkpoint_that_no_longer_fits_the_data_is_reported_in_one_line_and_k
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     epoch = read_checkpoint(staging / CHECKPOINT_NAME)["epoch"]
-    with (graph / "train.txt").open("a") as file:
-        file.write("a_new_entity\t_hyponym\tn00004475\n")
-    result = CliRunner().invoke(main, [*TRAIN, *command, "--output", str(output)])
-    assert result.exit_code == 1, result.output
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"Error: the checkpoint of epoch {epoch} in {staging} does not fit this run: it was saved with another model "
-        "or optimizer (e.g., the training triples or the features file changed since). Restore them to resume, or "
-        f"delete {staging} to start afresh."
+
+    def refused(key: str, before: str, now: str) -> None:
+        result = CliRunner().invoke(main, [*TRAIN, *command, "--output", str(output)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"Error: Invalid value for --output: {staging} holds an interrupted run of another train command ({key} "
+            f'was "{before}", now "{now}"); run that command again to resume it, or delete {staging} to start over.'
+        )
+        assert "Traceback" not in result.output
+        assert read_checkpoint(staging / CHECKPOINT_NAME)["epoch"] == epoch and not output.exists()
+
+    path = graph / "features.safetensors"
+    recorded = input_digests(TriplesDirectory(graph).training, path)
+    original = path.read_bytes()
+    features = load_features(path)
+    # the same labels and width, other vectors
+    save_features(path, EntityFeatures(labels=features.labels, vectors=-features.vectors))
+    refused(
+        "features_sha256",
+        recorded["features_sha256"],
+        input_digests(TriplesDirectory(graph).training, path)["features_sha256"],
     )
-    assert "Traceback" not in result.output
-    assert read_checkpoint(staging / CHECKPOINT_NAME)["epoch"] == epoch and not output.exists()
+    path.write_bytes(original)
+    with (graph / "train.txt").open("a") as file:
+        file.write("n00007846\t_hyponym\tn00015388\n")  # known entities: the model keeps its shape
+    now = input_digests(TriplesDirectory(graph).training, path)["training_triples_sha256"]
+    refused("training_triples_sha256", recorded["training_triples_sha256"], now)
 
 
 def test_a_checkpoint_of_another_model_names_its_file(tmp_path, tiny_factory):

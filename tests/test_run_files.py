@@ -212,11 +212,11 @@ def test_a_trusted_pickle_and_triples_of_another_graph_are_refused(run, tmp_path
 
 def _rewrite(run, name, change):
     """Change a file of the run and record its new SHA-256, as a crafted run would."""
-    from pykeen_vbkgc.run_files import _sha256
+    from pykeen_vbkgc.digests import file_sha256
 
     change(run / name)
     description = json.loads((run / "vbkgc_model.json").read_text())
-    description["files"][name] = _sha256(run / name)
+    description["files"][name] = file_sha256(run / name)
     _write_sealed(run, description)
 
 
