@@ -334,8 +334,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_output: str) -
     parser.add_argument(
         "--cache",
         type=output_directory,
-        help="reuse rows of identical configurations (model, sampler, k, budget, dataset, features; for VBKGC also "
-        "the dataset's preset) across runs and scripts from this folder, e.g. results/cache (default: off)",
+        help="reuse rows of identical configurations (model, sampler, k, budget, dataset, the contents of its training "
+        "triples and features file; for VBKGC also the dataset's preset) across runs and scripts from this folder, "
+        "e.g. results/cache (default: off)",
     )
     parser.add_argument(
         "--quick",
