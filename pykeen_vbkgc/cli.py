@@ -653,6 +653,7 @@ def evaluate(
     from pykeen.evaluation import RankBasedEvaluator
 
     quiet_library_logs()
+    from .digests import triples_sha256
     from .run_files import RunFilesError, read_run_record
 
     model, training = load_run(run, trust_pickle=trust_pickle)
@@ -683,7 +684,7 @@ def evaluate(
         raise click.ClickException(
             f"The entities or relations of {dataset} differ from those the model of {run} was trained on."
         )
-    if not _same_triples(dataset_instance.training.mapped_triples, training.mapped_triples):
+    if triples_sha256(dataset_instance.training) != triples_sha256(training):
         # e.g. triples moved from train.txt to test.txt: the model would be tested on triples it was trained on
         raise click.ClickException(
             f"The training triples of {dataset} ({dataset_instance.training.num_triples:,}) differ from those the "
@@ -700,13 +701,6 @@ def evaluate(
     )
     click.echo(f"{split} split of {dataset}: {evaluated.num_triples:,} triples", err=True)
     _echo_metrics(results)
-
-
-def _same_triples(first, second) -> bool:
-    """Return whether two tensors of triples hold the same set of triples."""
-    import torch
-
-    return torch.equal(torch.unique(first, dim=0), torch.unique(second, dim=0))
 
 
 #: errors of a write that fails for want of room or of a working disk (click handles a closed pipe itself)

@@ -47,6 +47,7 @@ from .validation import check_positive_int
 __all__ = [
     "DeviceSLCWAInstances",
     "DeviceSLCWATrainingLoop",
+    "has_regularizer",
     "scores_rows_independently",
 ]
 
@@ -62,10 +63,16 @@ def scores_rows_independently(model: Model) -> bool:
     :return: whether no module of ``model`` is a batch normalisation or a regularizer other than
         :class:`~pykeen.regularizers.NoRegularizer`
     """
-    return not any(
-        isinstance(module, _BatchNorm) or (isinstance(module, Regularizer) and not isinstance(module, NoRegularizer))
-        for module in model.modules()
-    )
+    return not has_regularizer(model) and not any(isinstance(module, _BatchNorm) for module in model.modules())
+
+
+def has_regularizer(model: Model) -> bool:
+    """Return whether a module of ``model`` is a regularizer other than :class:`~pykeen.regularizers.NoRegularizer`.
+
+    :param model: the model
+    :return: whether it is regularized
+    """
+    return any(isinstance(module, Regularizer) and not isinstance(module, NoRegularizer) for module in model.modules())
 
 
 class DeviceSLCWAInstances(BatchedSLCWAInstances):

@@ -37,7 +37,7 @@ import torch
 from pykeen.typing import BoolTensor, FloatTensor, LongTensor, MappedTriples
 from torch import nn
 
-from .validation import check_positive_int
+from .validation import check_positive_int, ids_out_of_range
 
 __all__ = [
     "NeighbourVote",
@@ -142,15 +142,13 @@ class NeighbourVote(nn.Module):
         num_neighbours = check_positive_int("num_neighbours", num_neighbours)
         if not isinstance(mirror_gate, bool):
             raise ValueError(f"mirror_gate must be True or False, got {mirror_gate!r}.")
-        for name, ids, argument, number in (
-            ("entity", mapped_triples[:, 0::2], "num_entities", num_entities),
-            ("relation", mapped_triples[:, 1], "num_relations", num_relations),
-        ):
-            if ids.numel() and not (0 <= ids.min() and ids.max() < number):
-                raise ValueError(
-                    f"the triples hold {name} ids from {ids.min().item()} to {ids.max().item()}, outside 0 to "
-                    f"{number - 1} ({argument}={number})."
-                )
+        out_of_range = ids_out_of_range(mapped_triples, num_entities, num_relations)
+        if out_of_range is not None:
+            kind, low, high, number = out_of_range
+            argument = "num_entities" if kind == "entity" else "num_relations"
+            raise ValueError(
+                f"the triples hold {kind} ids from {low} to {high}, outside 0 to {number - 1} ({argument}={number})."
+            )
         if num_neighbours >= num_entities:
             raise ValueError(
                 f"num_neighbours must be below the number of entities ({num_entities:,}): an entity has at most "

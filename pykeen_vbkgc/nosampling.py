@@ -41,7 +41,6 @@ from pykeen.nn.modules import (
     TripleREInteraction,
     UMInteraction,
 )
-from pykeen.regularizers import NoRegularizer, Regularizer
 from pykeen.training import LCWATrainingLoop
 from pykeen.training.training_loop import NonFiniteLossError
 from pykeen.triples import CoreTriplesFactory, LCWAInstances
@@ -49,6 +48,7 @@ from pykeen.triples.instances import LCWABatch
 from pykeen.typing import COLUMN_HEAD, COLUMN_TAIL, BoolTensor, FloatTensor, InductiveMode, LongTensor
 from torch.utils.data import DataLoader, Dataset
 
+from .device_sampling import has_regularizer
 from .interaction import VBKGCInteraction
 from .validation import check_positive_int
 
@@ -555,6 +555,8 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
             )
         if strategy == "auto":
             strategy = "bilinear" if bilinear else "chunked"
+        #: whether the model has a regularizer, whose term chunked training computes apart (see _forward_pass)
+        self._regularized = has_regularizer(self.model)
         if strategy == "chunked" and self._regularized and not isinstance(self.model, ERModel):
             raise ValueError(
                 f"strategy='chunked' regularizes the lookups of ERModel's score_t and score_h, but "
@@ -676,13 +678,6 @@ class NoSamplingTrainingLoop(LCWATrainingLoop):
             total += self._backward(self._regularization_term(pairs, groups), scale=scale, backward=backward)
         self.model.post_forward_pass()
         return total
-
-    @property
-    def _regularized(self) -> bool:
-        """Return whether the model has a regularizer (PyKEEN's NoRegularizer does not count)."""
-        return any(
-            isinstance(module, Regularizer) and not isinstance(module, NoRegularizer) for module in self.model.modules()
-        )
 
     def _regularization_term(self, pairs: LongTensor, groups: list[tuple[Side, BoolTensor]]) -> FloatTensor:
         """Return the regularization term of the unchunked form: its lookups, as ERModel's score_t/score_h make them."""

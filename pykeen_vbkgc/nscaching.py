@@ -21,7 +21,7 @@ from pykeen.sampling import NegativeSampler
 from pykeen.typing import BoolTensor, FloatTensor, LongTensor
 
 from .training_loop import calling_data_loader_workers, calling_training_loop
-from .validation import FLOAT32_MAX, check_positive_int, fits_float32
+from .validation import FLOAT32_MAX, check_positive_int, fits_float32, ids_out_of_range
 
 if TYPE_CHECKING:
     from pykeen.models import Model
@@ -179,16 +179,14 @@ class NSCachingNegativeSampler(NegativeSampler):
         if calling_data_loader_workers():
             raise ValueError(_WORKERS_MESSAGE)
         super().__init__(mapped_triples=mapped_triples, **kwargs)
-        for name, ids, number in (
-            ("entity", mapped_triples[:, 0::2], self.num_entities),
-            ("relation", mapped_triples[:, 1], self.num_relations),
-        ):
-            # the caches' keys e * num_relations + r of ids beyond the numbers would collide
-            if ids.numel() and not (0 <= ids.min() and ids.max() < number):
-                raise ValueError(
-                    f"the training triples hold {name} ids from {ids.min().item()} to {ids.max().item()}, outside 0 "
-                    f"to {number - 1} (the sampler's number of {name} ids)."
-                )
+        # the caches' keys e * num_relations + r of ids beyond the numbers would collide
+        out_of_range = ids_out_of_range(mapped_triples, self.num_entities, self.num_relations)
+        if out_of_range is not None:
+            kind, low, high, number = out_of_range
+            raise ValueError(
+                f"the training triples hold {kind} ids from {low} to {high}, outside 0 to {number - 1} (the sampler's "
+                f"number of {kind} ids)."
+            )
         self.cache_size = cache_size
         self.num_candidates = num_candidates
         self.sampling = sampling

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .device_option import device_problem, parse_device
 from .digests import file_sha256
 from .replacing import replacing
+from .validation import ids_out_of_range
 
 if TYPE_CHECKING:
     import torch
@@ -379,11 +380,7 @@ def _read_triples(path: Path, description: Mapping[str, Any]) -> torch.Tensor:
     triples = tensors.get("mapped_triples")
     if triples is None or triples.dtype != torch.long or triples.ndim != 2 or triples.shape[1] != 3:
         raise RunFilesError(f"{path} must hold 'mapped_triples', an int64 tensor of shape (n, 3).")
-    if triples.numel() and (
-        triples.min() < 0
-        or triples[:, 0::2].max() >= description["num_entities"]
-        or triples[:, 1].max() >= description["num_relations"]
-    ):
+    if ids_out_of_range(triples, description["num_entities"], description["num_relations"]) is not None:
         raise RunFilesError(f"{path} has ids outside the entities and relations of the run.")
     return triples
 

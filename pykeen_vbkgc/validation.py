@@ -13,6 +13,7 @@ __all__ = [
     "check_positive_int",
     "check_seed",
     "fits_float32",
+    "ids_out_of_range",
 ]
 
 #: the largest finite float32: a setting beyond it becomes infinite in the model's arithmetic
@@ -79,3 +80,22 @@ def check_seed(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED}, got {value!r}.")
     return value
+
+
+def ids_out_of_range(mapped_triples, num_entities: int, num_relations: int) -> tuple[str, int, int, int] | None:
+    """Return the first kind of id of ``mapped_triples`` outside ``0..n-1``, or None if all are within.
+
+    :param mapped_triples: shape: ``(n, 3)``, id triples
+    :param num_entities: the number of entities (heads and tails)
+    :param num_relations: the number of relations
+    :return: ``("entity" or "relation", the lowest id, the highest id, the number)`` of the first kind out of range
+    """
+    for kind, ids, number in (
+        ("entity", mapped_triples[:, 0::2], num_entities),
+        ("relation", mapped_triples[:, 1], num_relations),
+    ):
+        if ids.numel():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= number:
+                return kind, low, high, number
+    return None
